@@ -1,0 +1,124 @@
+"""Checkpoint format: a directory with ``model.safetensors`` + ``config.json`` (+ a README model card).
+
+The model id is a content hash of the config and the weights, so a store can keep one collection
+per model and never mix vectors from two models. Weights may be saved as float16/bfloat16 to keep
+the shipped default small; they are loaded back as float32 on any device.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from safetensors.torch import load_file, save_file
+
+from encoders.model import DualEncoder, ModelConfig
+
+logger = logging.getLogger(__name__)
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+FORMAT_VERSION = 1
+DEFAULT_CHECKPOINT = Path(__file__).parent / "checkpoints" / "default"
+RANDOM_INIT_SEED = 0
+
+SaveDtype = Literal["float32", "float16", "bfloat16"]
+
+
+class CheckpointInfo(BaseModel):
+    """What ``config.json`` holds: the model's config plus provenance."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format_version: int = FORMAT_VERSION
+    model: ModelConfig
+    weights_dtype: SaveDtype = "float32"
+    training: dict[str, Any] = Field(default_factory=dict, description="corpus, epochs, metrics...")
+
+
+class LoadedModel(BaseModel):
+    """A model ready for inference, with the id that names its vectors."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    model: DualEncoder
+    model_id: str
+    info: CheckpointInfo
+    path: Path | None = None
+
+
+def _content_hash(config_json: bytes, weights: bytes) -> str:
+    digest = hashlib.sha256()
+    digest.update(config_json)
+    digest.update(weights)
+    return "mc-" + digest.hexdigest()[:16]
+
+
+def save_checkpoint(
+    model: DualEncoder,
+    directory: str | Path,
+    *,
+    dtype: SaveDtype = "float32",
+    training: dict[str, Any] | None = None,
+) -> str:
+    """Write ``model`` to ``directory`` and return its model id."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    target = getattr(torch, dtype)
+    tensors = {
+        k: (v.detach().to("cpu", target) if v.is_floating_point() else v.detach().cpu()).contiguous()
+        for k, v in model.state_dict().items()
+    }
+    info = CheckpointInfo(model=model.config, weights_dtype=dtype, training=training or {})
+    save_file(tensors, str(directory / WEIGHTS_FILE), metadata={"format_version": str(FORMAT_VERSION)})
+    config_json = info.model_dump_json(indent=2).encode()
+    (directory / CONFIG_FILE).write_bytes(config_json)
+    return _content_hash(config_json, (directory / WEIGHTS_FILE).read_bytes())
+
+
+def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
+    """Load a checkpoint directory onto ``device`` in eval mode."""
+    directory = Path(directory)
+    config_json = (directory / CONFIG_FILE).read_bytes()
+    weights = (directory / WEIGHTS_FILE).read_bytes()
+    info = CheckpointInfo.model_validate_json(config_json)
+    model = DualEncoder(info.model)
+    state = load_file(str(directory / WEIGHTS_FILE), device="cpu")
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    model.load_state_dict(state)
+    model.to(device).eval()
+    return LoadedModel(model=model, model_id=_content_hash(config_json, weights), info=info, path=directory)
+
+
+def random_model(config: ModelConfig | None = None) -> LoadedModel:
+    """A seeded, untrained model (its id is the hash of its weights, reproducible per torch version)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_INIT_SEED)
+        model = DualEncoder(config).eval()
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    digest = hashlib.sha256(model.config.model_dump_json().encode())
+    for k in sorted(state):
+        digest.update(k.encode())
+        digest.update(state[k].numpy().tobytes())
+    info = CheckpointInfo(model=model.config, training={"note": "random initialisation, untrained"})
+    return LoadedModel(model=model, model_id="mc-random-" + digest.hexdigest()[:10], info=info)
+
+
+def load_default_model(device: str | torch.device = "cpu") -> LoadedModel:
+    """The shipped default checkpoint, or a seeded random model if none ships yet."""
+    if (DEFAULT_CHECKPOINT / WEIGHTS_FILE).exists():
+        return load_checkpoint(DEFAULT_CHECKPOINT, device)
+    logger.warning("no trained default model at %s; using a seeded random model", DEFAULT_CHECKPOINT)
+    loaded = random_model()
+    loaded.model.to(device)
+    return loaded
+
+
+def resolve_model(path: str | Path | None = None, device: str | torch.device = "cpu") -> LoadedModel:
+    """Load ``path`` if given, else the default: the one way every entry point picks its model."""
+    return load_checkpoint(path, device) if path else load_default_model(device)

@@ -1,0 +1,113 @@
+"""``matconcept embed``: files → one JSON line of embedding (or error) per input."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+from tqdm import tqdm
+
+from encoders.errors import InputErrorReason, StructureInputError
+from encoders.sources import iter_entries
+
+EMBED_CHUNK = 256
+"""Inputs embedded per model call; also how often output is flushed."""
+
+
+def add_embed_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("embed", help="embed CIF files (or XRD patterns) with the dual encoder")
+    p.add_argument("paths", nargs="+", type=Path, help="files or directories (walked for *.cif)")
+    p.add_argument("--modality", choices=["structure", "xrd"], default="structure")
+    p.add_argument("--output", "-o", type=Path, help="JSONL file to write (default: standard output)")
+    p.add_argument("--model", type=Path, help="checkpoint directory (default: the shipped model)")
+    p.add_argument("--workers", type=int, default=None, help="featurization processes (default: all cores)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1... (default: cuda if available)")
+    p.set_defaults(func=run_embed)
+
+
+def _error_line(source: str, exc: StructureInputError) -> dict:
+    return {"source": source, "error": exc.to_dict()}
+
+
+def _structure_lines(args: argparse.Namespace, embedder) -> Iterator[dict]:
+    from encoders.pipeline import featurize_entries
+
+    settings = embedder.loaded.info.model
+    entries = iter_entries(args.paths, suffixes=(".cif", ".mcif"))
+    results = featurize_entries(entries, settings.graph, settings.xrd, workers=args.workers)
+    pending = []
+
+    def flush() -> Iterator[dict]:
+        crystal, _ = embedder.embed_graphs([r.graph for r in pending])
+        for r, vec in zip(pending, crystal, strict=True):
+            meta = r.parsed.metadata
+            yield {
+                "source": r.entry_name,
+                "id": meta.cod_id or r.entry_stem,
+                "formula": r.parsed.formula,
+                "model": embedder.model_id,
+                "vector": vec.tolist(),
+            }
+        pending.clear()
+
+    for r in results:
+        if r.error is not None:
+            yield _error_line(r.entry_name, r.error)
+            continue
+        pending.append(r)
+        if len(pending) >= EMBED_CHUNK:
+            yield from flush()
+    if pending:
+        yield from flush()
+
+
+def _xrd_lines(args: argparse.Namespace, embedder) -> Iterator[dict]:
+    from encoders.xrd import read_xy, resample_pattern
+
+    settings = embedder.loaded.info.model.xrd
+    for entry in iter_entries(args.paths, suffixes=(".xy", ".xye", ".dat", ".txt", ".csv")):
+        try:
+            if entry.data is None:
+                raise StructureInputError(InputErrorReason.UNREADABLE, entry.name, "cannot read file")
+            two_theta, intensity = read_xy(entry.data.decode("utf-8", errors="replace"), name=entry.name)
+            pattern = resample_pattern(two_theta, intensity, settings)
+        except StructureInputError as exc:
+            yield _error_line(entry.name, exc)
+            continue
+        except ValueError as exc:
+            yield _error_line(entry.name, StructureInputError(InputErrorReason.BAD_PATTERN, entry.name, str(exc)))
+            continue
+        vec = embedder.embed_patterns(np.asarray(pattern)[None, :])[0]
+        yield {
+            "source": entry.name,
+            "id": entry.stem,
+            "formula": None,
+            "model": embedder.model_id,
+            "vector": vec.tolist(),
+        }
+
+
+def run_embed(args: argparse.Namespace) -> int:
+    from encoders.checkpoint import resolve_model
+    from encoders.embedder import Embedder, default_device
+
+    device = args.device or default_device()
+    embedder = Embedder(resolve_model(args.model, device), device=device)
+    lines = _structure_lines(args, embedder) if args.modality == "structure" else _xrd_lines(args, embedder)
+    out: IO[str] = args.output.open("w") if args.output else sys.stdout
+    failed = done = 0
+    try:
+        for line in tqdm(lines, desc="embed", unit="file", disable=None, file=sys.stderr):
+            out.write(json.dumps(line) + "\n")
+            failed += "error" in line
+            done += 1
+    finally:
+        if args.output:
+            out.close()
+    print(json.dumps({"embedded": done - failed, "failed": failed, "model": embedder.model_id}), file=sys.stderr)
+    return 0

@@ -1,0 +1,93 @@
+"""Inference: featurized materials or XRD patterns → numpy embeddings, in batches, on CPU or GPU.
+
+The one inference path shared by the CLI, the ingest pipeline, the service and evaluation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from pymatgen.core import Structure
+from torch_geometric.data import Batch, Data
+
+from encoders.checkpoint import LoadedModel, resolve_model
+from encoders.featurize import Featurizer
+
+DEFAULT_BATCH = 256
+
+
+def default_device() -> torch.device:
+    """CUDA when the node has a GPU, otherwise CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def normalise_patterns(patterns: np.ndarray) -> np.ndarray:
+    """Divide each pattern by its own maximum (the paper's input scaling); all-zero rows stay zero."""
+    patterns = np.asarray(patterns, dtype=np.float32)
+    if patterns.ndim == 1:
+        patterns = patterns[None, :]
+    peak = patterns.max(axis=1, keepdims=True)
+    return np.divide(patterns, peak, out=np.zeros_like(patterns), where=peak > 0)
+
+
+class Embedder:
+    """A loaded dual encoder plus the featurizer that matches it.
+
+    Args:
+        loaded: The model (see :func:`encoders.checkpoint.resolve_model`); default model if None.
+        device: Where to run; CUDA when available by default.
+        batch_size: Materials or patterns per forward pass.
+    """
+
+    def __init__(
+        self,
+        loaded: LoadedModel | None = None,
+        device: str | torch.device | None = None,
+        batch_size: int = DEFAULT_BATCH,
+    ) -> None:
+        self.device = torch.device(device) if device is not None else default_device()
+        self.loaded = loaded or resolve_model(None, self.device)
+        self.model = self.loaded.model.to(self.device).eval()
+        self.featurizer = Featurizer.for_model(self.loaded.info.model)
+        self.batch_size = batch_size
+
+    @property
+    def model_id(self) -> str:
+        return self.loaded.model_id
+
+    @property
+    def dim(self) -> int:
+        return self.loaded.info.model.embedding_dim
+
+    @torch.inference_mode()
+    def embed_graphs(self, graphs: Sequence[Data]) -> tuple[np.ndarray, np.ndarray]:
+        """(crystal vectors, XRD vectors), each float32 (len(graphs), dim), of featurized materials."""
+        crystal, xrd = [], []
+        for start in range(0, len(graphs), self.batch_size):
+            batch = Batch.from_data_list(list(graphs[start : start + self.batch_size])).to(self.device)
+            c, x = self.model(batch)
+            crystal.append(c.float().cpu().numpy())
+            xrd.append(x.float().cpu().numpy())
+        if not crystal:
+            empty = np.zeros((0, self.dim), dtype=np.float32)
+            return empty, empty.copy()
+        return np.concatenate(crystal), np.concatenate(xrd)
+
+    @torch.inference_mode()
+    def embed_patterns(self, patterns: np.ndarray) -> np.ndarray:
+        """XRD-encoder vectors (n, dim) of patterns on the model's 2θ grid (n, n_bins)."""
+        patterns = normalise_patterns(patterns)
+        expected = self.loaded.info.model.xrd.n_bins
+        if patterns.shape[1] != expected:
+            raise ValueError(f"patterns have {patterns.shape[1]} points, the model expects {expected}")
+        out = []
+        for start in range(0, len(patterns), self.batch_size):
+            chunk = torch.from_numpy(patterns[start : start + self.batch_size]).to(self.device)
+            out.append(self.model.xrd(chunk).float().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.dim), dtype=np.float32)
+
+    def embed_structures(self, structures: Sequence[Structure]) -> tuple[np.ndarray, np.ndarray]:
+        """Featurize and embed checked structures (see :func:`encoders.structure_io.read_structure`)."""
+        return self.embed_graphs([self.featurizer.featurize(s) for s in structures])

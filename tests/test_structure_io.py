@@ -1,0 +1,106 @@
+"""Structure input: every bad-input reason from a real file, formats, metadata, disorder."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from encoders.builtin import crystals_cifs
+from encoders.errors import InputErrorReason, StructureInputError
+from encoders.sources import iter_entries
+from encoders.structure_io import ParseLimits, read_entry, read_structure
+from tests.data import cod_cif
+from tests.hostile import hostile_files
+
+
+@pytest.mark.parametrize("name", [n for n, (_, reason) in hostile_files().items() if reason])
+def test_each_bad_input_gets_its_reason_and_names_the_file(hostile_dir, name):
+    directory, expected = hostile_dir
+    with pytest.raises(StructureInputError) as info:
+        read_structure(directory / name)
+    assert info.value.reason == InputErrorReason(expected[name])
+    assert name in info.value.message
+    assert info.value.to_dict() == {"reason": expected[name], "message": info.value.message}
+
+
+def test_partial_occupancy_is_kept_and_flagged(hostile_dir):
+    directory, _ = hostile_dir
+    parsed = read_structure(directory / "partial_occupancy.cif")
+    assert parsed.disordered
+    occupancies = {str(sp): occ for site in parsed.structure for sp, occ in site.species.items()}
+    assert occupancies["Ba"] == pytest.approx(0.5)
+    assert occupancies["Sr"] == pytest.approx(0.5)
+
+
+def test_cod_metadata_extracted():
+    parsed = read_structure(cod_cif("BaTiO3_cubic"))
+    meta = parsed.metadata
+    assert meta.cod_id == "2100862"
+    assert meta.doi == "10.1107/S010876819200510X"
+    assert meta.year == 1992
+    assert meta.formula == "Ba O3 Ti"
+    assert parsed.formula == "BaTiO3"
+    assert parsed.spacegroup_number == 221
+    assert not parsed.disordered
+
+
+def test_text_bytes_and_path_agree():
+    path = cod_cif("GaAs")
+    from_path = read_structure(path)
+    from_text = read_structure(path.read_text(), name="upload.cif")
+    from_bytes = read_structure(path.read_bytes(), name="upload.cif")
+    assert from_text.source == "upload.cif"
+    assert from_path.structure == from_text.structure == from_bytes.structure
+
+
+def test_json_and_poscar(tmp_path, batio3):
+    (tmp_path / "s.json").write_text(json.dumps(batio3.as_dict()))
+    batio3.to(filename=str(tmp_path / "POSCAR"))
+    a = read_structure(tmp_path / "s.json")
+    b = read_structure(tmp_path / "POSCAR")
+    assert a.formula == b.formula == "BaTiO3"
+    with pytest.raises(StructureInputError) as info:
+        read_structure('{"not": "a structure"}', name="x.json")
+    assert info.value.reason == InputErrorReason.NOT_STRUCTURE
+
+
+def test_reduces_to_primitive_cell_and_limits_sites(batio3):
+    supercell = batio3 * (2, 2, 2)
+    parsed = read_structure(json.dumps(supercell.as_dict()), name="super.json")
+    assert len(parsed.structure) == 5
+    doubled = json.dumps((batio3 * (2, 1, 1)).as_dict())
+    with pytest.raises(StructureInputError) as info:
+        read_structure(doubled, name="super.json", limits=ParseLimits(max_sites=4))
+    assert info.value.reason == InputErrorReason.TOO_MANY_SITES
+    assert "5 sites in the primitive cell, limit is 4" in info.value.message
+
+
+def test_byte_limit_is_configurable():
+    with pytest.raises(StructureInputError) as info:
+        read_structure(cod_cif("GaAs"), limits=ParseLimits(max_bytes=100))
+    assert info.value.reason == InputErrorReason.TOO_LARGE
+
+
+def test_every_shipped_cod_cif_parses():
+    failures = []
+    for path in crystals_cifs():
+        try:
+            read_structure(path)
+        except StructureInputError as exc:
+            failures.append(exc.message)
+    assert failures == []
+
+
+def test_archive_entries_are_named_and_missing_paths_reported(tmp_path):
+    import tarfile
+
+    archive = tmp_path / "cod.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(cod_cif("GaAs"), arcname="cif/1/00/00/GaAs.cif")
+    entries = list(iter_entries([archive, tmp_path / "missing.cif"]))
+    assert [e.name for e in entries] == [f"{archive}!cif/1/00/00/GaAs.cif", str(tmp_path / "missing.cif")]
+    assert read_entry(entries[0]).formula == "GaAs"
+    with pytest.raises(StructureInputError) as info:
+        read_entry(entries[1])
+    assert info.value.reason == InputErrorReason.UNREADABLE
