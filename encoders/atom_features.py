@@ -104,15 +104,11 @@ def atom_feature_table() -> np.ndarray:
         hits.append(_bin_linear(r["en"], *EN_RANGE, CONTINUOUS_BINS))
         hits.append(_bin_linear(r["radius"], *COVALENT_RADIUS_RANGE, CONTINUOUS_BINS))
         hits.append(int(np.clip(int(r["valence"]), 1, VALENCE_BINS)) - 1)
-        hits.append(
-            _bin_linear(np.log(r["ie"]) if r["ie"] else None, ie_log.min(), ie_log.max(), CONTINUOUS_BINS)
-        )
+        hits.append(_bin_linear(np.log(r["ie"]) if r["ie"] else None, ie_log.min(), ie_log.max(), CONTINUOUS_BINS))
         hits.append(_bin_linear(r["ea"], *EA_RANGE, CONTINUOUS_BINS))
         hits.append(BLOCKS.index(str(r["block"])))
         hits.append(
-            _bin_linear(
-                np.log(r["volume"]) if r["volume"] else None, vol_log.min(), vol_log.max(), CONTINUOUS_BINS
-            )
+            _bin_linear(np.log(r["volume"]) if r["volume"] else None, vol_log.min(), vol_log.max(), CONTINUOUS_BINS)
         )
         sizes += [CONTINUOUS_BINS, CONTINUOUS_BINS, VALENCE_BINS, CONTINUOUS_BINS, CONTINUOUS_BINS]
         sizes += [len(BLOCKS), CONTINUOUS_BINS]
@@ -120,7 +116,7 @@ def atom_feature_table() -> np.ndarray:
             if hit is not None:
                 table[z, offset + hit] = 1.0
             offset += size
-        assert offset == N_ATOM_FEATURES  # noqa: S101 - a construction invariant, not input validation
+        assert offset == N_ATOM_FEATURES
     table.setflags(write=False)
     return table
 

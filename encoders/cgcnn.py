@@ -6,6 +6,8 @@ the 64→1024→1024→1024→1024 head with BatchNorm+ReLU on all but the last 
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -86,7 +88,7 @@ class CGCNNConv(MessagePassing):
 def mlp_head(dims: list[int]) -> nn.Sequential:
     """Linear layers ``dims[0]→…→dims[-1]`` with BatchNorm+ReLU on all but the last (the paper's head)."""
     layers: list[nn.Module] = []
-    for i, (d_in, d_out) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
+    for i, (d_in, d_out) in enumerate(itertools.pairwise(dims)):
         layers.append(nn.Linear(d_in, d_out))
         if i < len(dims) - 2:
             layers += [nn.BatchNorm1d(d_out), nn.ReLU()]

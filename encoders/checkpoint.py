@@ -8,7 +8,6 @@ the shipped default small; they are loaded back as float32 on any device.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from pathlib import Path
 from typing import Any, Literal
@@ -52,9 +51,13 @@ class LoadedModel(BaseModel):
     path: Path | None = None
 
 
-def _content_hash(config_json: bytes, weights: bytes) -> str:
+def _content_hash(config: ModelConfig, weights: bytes) -> str:
+    """Hash of what determines the vectors: architecture + featurizer settings and the weights.
+
+    Provenance in ``training`` (metrics, notes) is left out, so editing a model card keeps the id.
+    """
     digest = hashlib.sha256()
-    digest.update(config_json)
+    digest.update(config.model_dump_json().encode())
     digest.update(weights)
     return "mc-" + digest.hexdigest()[:16]
 
@@ -78,7 +81,7 @@ def save_checkpoint(
     save_file(tensors, str(directory / WEIGHTS_FILE), metadata={"format_version": str(FORMAT_VERSION)})
     config_json = info.model_dump_json(indent=2).encode()
     (directory / CONFIG_FILE).write_bytes(config_json)
-    return _content_hash(config_json, (directory / WEIGHTS_FILE).read_bytes())
+    return _content_hash(info.model, (directory / WEIGHTS_FILE).read_bytes())
 
 
 def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
@@ -92,7 +95,7 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     model.load_state_dict(state)
     model.to(device).eval()
-    return LoadedModel(model=model, model_id=_content_hash(config_json, weights), info=info, path=directory)
+    return LoadedModel(model=model, model_id=_content_hash(info.model, weights), info=info, path=directory)
 
 
 def random_model(config: ModelConfig | None = None) -> LoadedModel:

@@ -19,7 +19,7 @@ EMBED_CHUNK = 256
 """Inputs embedded per model call; also how often output is flushed."""
 
 
-def add_embed_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("embed", help="embed CIF files (or XRD patterns) with the dual encoder")
     p.add_argument("paths", nargs="+", type=Path, help="files or directories (walked for *.cif)")
     p.add_argument("--modality", choices=["structure", "xrd"], default="structure")
@@ -74,7 +74,7 @@ def _xrd_lines(args: argparse.Namespace, embedder) -> Iterator[dict]:
         try:
             if entry.data is None:
                 raise StructureInputError(InputErrorReason.UNREADABLE, entry.name, "cannot read file")
-            two_theta, intensity = read_xy(entry.data.decode("utf-8", errors="replace"), name=entry.name)
+            two_theta, intensity = read_xy(entry.data, name=entry.name)
             pattern = resample_pattern(two_theta, intensity, settings)
         except StructureInputError as exc:
             yield _error_line(entry.name, exc)

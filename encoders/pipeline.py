@@ -67,7 +67,7 @@ def featurize_entry(entry: RawEntry, featurizer: Featurizer, limits: ParseLimits
 
 
 def _work(entry: RawEntry) -> Featurized:
-    assert _WORKER is not None  # noqa: S101 - set by the pool initializer
+    assert _WORKER is not None
     return featurize_entry(entry, *_WORKER)
 
 

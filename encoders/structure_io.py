@@ -117,9 +117,7 @@ def _load_bytes(src: str | bytes | Path, name: str | None, limits: ParseLimits) 
             raise _fail(InputErrorReason.UNREADABLE, source, "not a regular file")
         size = path.stat().st_size
         if size > limits.max_bytes:
-            raise _fail(
-                InputErrorReason.TOO_LARGE, source, f"file is {size} bytes, limit is {limits.max_bytes}"
-            )
+            raise _fail(InputErrorReason.TOO_LARGE, source, f"file is {size} bytes, limit is {limits.max_bytes}")
         try:
             data = path.read_bytes()
         except OSError as exc:
@@ -128,9 +126,7 @@ def _load_bytes(src: str | bytes | Path, name: str | None, limits: ParseLimits) 
     if isinstance(src, bytes):
         source = name or "<bytes>"
         if len(src) > limits.max_bytes:
-            raise _fail(
-                InputErrorReason.TOO_LARGE, source, f"input is {len(src)} bytes, limit is {limits.max_bytes}"
-            )
+            raise _fail(InputErrorReason.TOO_LARGE, source, f"input is {len(src)} bytes, limit is {limits.max_bytes}")
         return _decode(src, source), source
     source = name or "<text>"
     if len(src.encode("utf-8", errors="replace")) > limits.max_bytes:
@@ -371,7 +367,5 @@ def read_entry(entry: RawEntry, limits: ParseLimits | None = None) -> ParsedStru
     if entry.size < 0:
         raise _fail(InputErrorReason.UNREADABLE, entry.name, "no such file, or an unreadable archive")
     if entry.data is None or entry.size > limits.max_bytes:
-        raise _fail(
-            InputErrorReason.TOO_LARGE, entry.name, f"file is {entry.size} bytes, limit is {limits.max_bytes}"
-        )
+        raise _fail(InputErrorReason.TOO_LARGE, entry.name, f"file is {entry.size} bytes, limit is {limits.max_bytes}")
     return read_structure(entry.data, name=entry.name, limits=limits)

@@ -164,7 +164,7 @@ class XRDSettings(BaseModel):
 
     wavelength: float = Field(default=CU_KA, gt=0, description="X-ray wavelength, Å")
     two_theta_min: float = Field(default=TWO_THETA_MIN, ge=0, lt=180, description="grid start, degrees")
-    two_theta_max: float = Field(default=TWO_THETA_MAX, gt=0, le=180, description="grid end, degrees")
+    two_theta_max: float = Field(default=TWO_THETA_MAX, gt=0, lt=180, description="grid end, degrees")
     step: float = Field(default=TWO_THETA_STEP, gt=0, description="bin width, degrees")
 
     @model_validator(mode="after")
@@ -311,6 +311,12 @@ def _half_box(n1: int, n2: int, n3: int) -> np.ndarray:
     grid[2] = np.arange(-n3, n3 + 1)[None, None, :]
     start = n2 * (2 * n3 + 1) + n3 + 1
     return np.ascontiguousarray(grid.reshape(3, -1)[:, start:])
+
+
+def clear_caches() -> None:
+    """Empty the hkl-box and form-factor caches (benchmarks time a cold start with it)."""
+    _cached_half_box.cache_clear()
+    _form_factor_tables.cache_clear()
 
 
 def _hkl_box(n1: int, n2: int, n3: int) -> np.ndarray:
@@ -613,6 +619,7 @@ def read_xy(
             raise StructureInputError(InputErrorReason.UNREADABLE, name, f"cannot read file: {exc}") from exc
 
     values: list[tuple[float, float]] = []
+    text = text.removeprefix("\ufeff")  # a UTF-8 byte-order mark would hide the first row
     for line_no, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -651,7 +658,11 @@ def _check_two_theta(two_theta: np.ndarray, name: str) -> None:
     diff = np.diff(two_theta)
     duplicate = np.flatnonzero(diff == 0)
     if duplicate.size:
-        raise _bad_pattern(name, f"duplicate 2θ value {two_theta[duplicate[0]]:g}° (row {duplicate[0] + 2})")
+        raise _bad_pattern(
+            name,
+            f"duplicate 2θ value {two_theta[duplicate[0]]:g}° "
+            f"(data rows {duplicate[0] + 1} and {duplicate[0] + 2})",
+        )
     if diff.size and not (np.all(diff > 0) or np.all(diff < 0)):
         sign = np.sign(diff[0])
         bad = int(np.flatnonzero(np.sign(diff) != sign)[0])

@@ -7,9 +7,12 @@ import logging
 import sys
 from collections.abc import Sequence
 
+SUBCOMMAND_MODULES: tuple[str, ...] = ("encoders.cli",)
+"""Modules that each expose ``add_parsers(subparsers)``; imported lazily so ``--help`` stays fast."""
+
 
 def build_parser() -> argparse.ArgumentParser:
-    from encoders.cli import add_embed_parser
+    import importlib
 
     parser = argparse.ArgumentParser(
         prog="matconcept",
@@ -17,7 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    add_embed_parser(sub)
+    for name in SUBCOMMAND_MODULES:
+        importlib.import_module(name).add_parsers(sub)
     return parser
 
 

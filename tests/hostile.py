@@ -36,9 +36,11 @@ def hostile_files() -> dict[str, tuple[bytes, str]]:
     ba = "Ba 0.5 0.5 0.5 ?"
     assert ti in text and ba in text
     no_atoms = text[: text.index("loop_\n_atom_site_label")]
-    partial = text.replace(
-        "_atom_site_U_iso_or_equiv\n", "_atom_site_U_iso_or_equiv\n_atom_site_occupancy\n"
-    ).replace(ba, "Ba 0.5 0.5 0.5 ? 0.5\nSr 0.5 0.5 0.5 ? 0.5").replace(ti, ti + " 1.0")
+    partial = (
+        text.replace("_atom_site_U_iso_or_equiv\n", "_atom_site_U_iso_or_equiv\n_atom_site_occupancy\n")
+        .replace(ba, "Ba 0.5 0.5 0.5 ? 0.5\nSr 0.5 0.5 0.5 ? 0.5")
+        .replace(ti, ti + " 1.0")
+    )
     partial = partial.replace("O 0.5 0.0 0.0 ?", "O 0.5 0.0 0.0 ? 1.0")
     return {
         "empty.cif": (b"", "empty"),

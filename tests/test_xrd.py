@@ -225,7 +225,8 @@ def test_settings_defaults_and_validation() -> None:
 def test_read_xy_space_separated_with_header(tmp_path) -> None:
     path = tmp_path / "scan.xy"
     path.write_text(
-        "# Bruker export\nSample: quartz\n2Theta Intensity\n10.00 12.5\n10.02  13.0\n\n10.04\t-1.5 0.3\n"
+        "\ufeff# Bruker export\nSample: quartz\n2Theta Intensity\n"  # BOM, comment, metadata, header
+        "10.00 12.5\n10.02  13.0\n\n10.04\t-1.5 0.3\n"  # spaces, tab, blank line, extra column
     )
     two_theta, intensity = read_xy(path)
     np.testing.assert_array_equal(two_theta, [10.0, 10.02, 10.04])

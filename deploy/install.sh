@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Set up (or update) matconcept in a virtual environment: the one install step for users and CI.
+#
+#   bash deploy/install.sh            # creates .venv (or $MATCONCEPT_VENV) and installs everything
+#
+# torch: on a machine without an NVIDIA GPU we install the CPU build torch==2.13.0 (a local wheel on
+# this project's build machines; elsewhere PyPI's build). With `nvidia-smi` present we let pip pick
+# PyPI's default CUDA build. Override with TORCH_SPEC, e.g. TORCH_SPEC="torch==2.13.0" or a wheel path.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${MATCONCEPT_VENV:-.venv}"
+PYTHON="${PYTHON:-python3}"
+if [ -z "${TORCH_SPEC:-}" ]; then
+  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+    TORCH_SPEC="torch"
+  else
+    TORCH_SPEC="torch==2.13.0"
+  fi
+fi
+[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check -q)
+# A stamp of the inputs makes a repeated run a no-op (seconds) instead of a pip resolve.
+stamp="$VENV/.matconcept-install"
+want="$(cat pyproject.toml deploy/install.sh | sha256sum | cut -d' ' -f1) $TORCH_SPEC"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  exit 0
+fi
+"$VENV/bin/python" -c "import torch" 2>/dev/null || "${PIP[@]}" "$TORCH_SPEC"
+"${PIP[@]}" -e ".[test]"
+echo "$want" > "$stamp"
+echo "matconcept installed in $VENV ($("$VENV/bin/python" -c 'import torch; print("torch", torch.__version__)'))" >&2

@@ -1,0 +1,149 @@
+"""Crystal graph and dual encoder: shapes, invariances, the CGCNN formula, checkpoints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from pymatgen.core import Structure
+
+from encoders.atom_features import N_ATOM_FEATURES, atom_feature_table, atom_features
+from encoders.cgcnn import CGCNNConv
+from encoders.checkpoint import load_checkpoint, save_checkpoint
+from encoders.embedder import Embedder
+from encoders.graph import GraphFeaturizer, GraphSettings
+from encoders.model import DualEncoder, ModelConfig
+from encoders.structure_io import read_structure
+from encoders.xrd_cnn import XRDEncoder
+from tests.data import cod_cif
+
+
+def test_atom_feature_table_covers_z_1_to_100():
+    table = atom_feature_table()
+    assert table.shape == (101, N_ATOM_FEATURES)
+    assert not table[0].any()
+    # every element has its group, period and block bits set
+    assert (table[1:, :19].sum(1) == 1).all()
+    assert (table[1:, 19:26].sum(1) == 1).all()
+    assert len({row.tobytes() for row in table[1:]}) > 90
+
+
+def test_disordered_site_features_are_occupancy_weighted():
+    from pymatgen.core import Lattice
+
+    s = Structure(Lattice.cubic(3.6), [{"Cu": 0.5, "Au": 0.5}], [[0, 0, 0]])
+    table = atom_feature_table()
+    np.testing.assert_allclose(atom_features(s)[0], 0.5 * table[29] + 0.5 * table[79])
+
+
+def test_graph_shapes_and_neighbour_cap(batio3):
+    graph = GraphFeaturizer().featurize(batio3)
+    assert graph.x.shape == (5, 92)
+    assert graph.edge_index.shape == (2, 5 * 12)
+    assert graph.edge_dist.shape == (60,)
+    assert float(graph.edge_dist.max()) <= 8.0
+    # neighbours of each centre are the 12 nearest, in increasing distance
+    centre0 = graph.edge_dist[graph.edge_index[1] == 0]
+    assert torch.all(centre0[1:] >= centre0[:-1])
+
+
+def test_small_cutoff_gives_fewer_edges_without_padding(batio3):
+    graph = GraphFeaturizer(GraphSettings(radius=2.5)).featurize(batio3)
+    # Ti-O bonds (2.0 Å) only: Ti has 6, each O 2, Ba none
+    counts = torch.bincount(graph.edge_index[1], minlength=5).tolist()
+    assert sorted(counts) == [0, 2, 2, 2, 6]
+
+
+def _dense_cgcnn(conv: CGCNNConv, x, edge_index, edge_attr):
+    """The paper's formula written with explicit loops over centres (eval mode)."""
+    out = []
+    for i in range(x.shape[0]):
+        mask = edge_index[1] == i
+        j = edge_index[0][mask]
+        z = conv.lin(torch.cat([x[i].expand(len(j), -1), x[j], edge_attr[mask]], dim=1))
+        z = conv.bn_edge(z)
+        gate, core = z.chunk(2, dim=1)
+        out.append((torch.sigmoid(gate) * torch.nn.functional.softplus(core)).sum(0))
+    return torch.nn.functional.softplus(x + conv.bn_node(torch.stack(out)))
+
+
+def test_cgcnn_conv_matches_the_published_formula(batio3):
+    torch.manual_seed(0)
+    graph = GraphFeaturizer().featurize(batio3)
+    conv = CGCNNConv(8, 41)
+    conv.bn_edge.running_mean.normal_()
+    conv.bn_node.running_var.uniform_(0.5, 2)
+    conv.eval()
+    x = torch.randn(5, 8)
+    from encoders.cgcnn import GaussianDistance
+
+    edge_attr = GaussianDistance()(graph.edge_dist)
+    expected = _dense_cgcnn(conv, x, graph.edge_index, edge_attr)
+    torch.testing.assert_close(conv(x, graph.edge_index, edge_attr), expected)
+
+
+def test_xrd_encoder_layer_sizes():
+    enc = XRDEncoder()
+    assert enc.head[0].in_features == 880
+    assert enc(torch.rand(3, 5000)).shape == (3, 1024)
+
+
+def test_dual_encoder_paper_sizes():
+    model = DualEncoder()
+    linears = [m for m in model.crystal.head if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(64, 1024), (1024, 1024)] * 1 + [
+        (1024, 1024),
+        (1024, 1024),
+    ]
+    assert model.crystal.embed.in_features == 92 and model.crystal.embed.out_features == 64
+    assert len(model.crystal.convs) == 3
+    assert model.crystal.distance.num_centers == 41
+
+
+@pytest.mark.parametrize("name", ["vo2-m1", "BaTiO3_cubic", "FeAs"])
+def test_embedding_invariant_to_site_order_and_supercell(random_model, name):
+    embedder = Embedder(random_model, device="cpu")
+    parsed = read_structure(cod_cif(name))
+    s = parsed.structure
+    order = np.random.default_rng(1).permutation(len(s))
+    permuted = Structure.from_sites([s[i] for i in order])
+    supercell = read_structure((s * (2, 2, 2)).to(fmt="cif"), name="supercell.cif").structure
+    raw_supercell = s * (2, 2, 2)
+    vecs, _ = embedder.embed_structures([s, permuted, supercell, raw_supercell])
+    for other in vecs[1:]:
+        np.testing.assert_allclose(other, vecs[0], atol=1e-4)
+    assert np.abs(vecs[0]).max() > 1e-2  # not trivially zero
+
+
+def test_different_materials_get_different_embeddings(random_model):
+    embedder = Embedder(random_model, device="cpu")
+    a = read_structure(cod_cif("vo2-m1")).structure
+    b = read_structure(cod_cif("vo2-rutile")).structure
+    vecs, _ = embedder.embed_structures([a, b])
+    assert np.linalg.norm(vecs[0] - vecs[1]) > 1e-2
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_checkpoint_round_trip(tmp_path, random_model, batio3, dtype):
+    model = random_model.model
+    model_id = save_checkpoint(model, tmp_path / "ckpt", dtype=dtype, training={"epochs": 0})
+    loaded = load_checkpoint(tmp_path / "ckpt")
+    assert loaded.model_id == model_id and model_id.startswith("mc-")
+    assert loaded.info.training == {"epochs": 0}
+    assert loaded.info.model == model.config
+    a, ax = Embedder(random_model, device="cpu").embed_structures([batio3])
+    b, bx = Embedder(loaded, device="cpu").embed_structures([batio3])
+    tol = 1e-5 if dtype == "float32" else 5e-2
+    np.testing.assert_allclose(a, b, atol=tol, rtol=tol)
+    np.testing.assert_allclose(ax, bx, atol=tol, rtol=tol)
+    # the id is a content hash: same weights → same id, different weights → different id
+    assert save_checkpoint(loaded.model, tmp_path / "again", dtype=dtype) == model_id or dtype == "float16"
+    other = DualEncoder(ModelConfig())
+    assert save_checkpoint(other, tmp_path / "other") != model_id
+
+
+def test_loaded_checkpoint_runs_on_requested_device(tmp_path, random_model):
+    save_checkpoint(random_model.model, tmp_path / "ckpt")
+    loaded = load_checkpoint(tmp_path / "ckpt", device="cpu")
+    assert next(loaded.model.parameters()).device.type == "cpu"
+    assert not loaded.model.training
