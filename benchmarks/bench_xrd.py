@@ -32,9 +32,7 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
 def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a summary")
-    parser.add_argument(
-        "--repeat", type=int, default=3, help="timed passes per implementation (best is kept)"
-    )
+    parser.add_argument("--repeat", type=int, default=3, help="timed passes per implementation (best is kept)")
     parser.add_argument("--threads", type=int, default=1, help="BLAS/OpenMP/torch threads for both")
     args = parser.parse_args(argv)
     if args.repeat < 1 or args.threads < 1:
@@ -118,9 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             f"({len(structures) - sum(n.endswith('.cif') for n in names)} AFLOW prototypes, "
             f"{sum(n.endswith('.cif') for n in names)} COD CIFs; {result['skipped_cifs']} CIFs skipped)"
         )
-        print(
-            f"pymatgen XRDCalculator: {pymatgen_s:8.3f} s  ({pymatgen_s / len(structures) * 1e3:.2f} ms each)"
-        )
+        print(f"pymatgen XRDCalculator: {pymatgen_s:8.3f} s  ({pymatgen_s / len(structures) * 1e3:.2f} ms each)")
         print(f"XRDSimulator:           {ours_s:8.3f} s  ({ours_s / len(structures) * 1e3:.3f} ms each)")
         print(f"speedup:                {result['speedup']:8.1f}×")
         print(

@@ -11,7 +11,7 @@ This module provides
 
 * :class:`XRDSettings` — the grid and wavelength (defaults: the paper's);
 * :func:`pymatgen_pattern` — that reference pipeline, literally, with pymatgen's calculator;
-* :class:`XRDSimulator` — our own vectorised re-implementation of the same physics, ~70× faster
+* :class:`XRDSimulator` — our own vectorised re-implementation of the same physics, ~65× faster
   than pymatgen (``benchmarks/bench_xrd.py``) and equal to it to a cosine similarity ≥ 0.9999 on the
   288 AFLOW prototypes and the COD CIFs shipped with ``crystals`` (``tests/test_xrd.py``);
 * :func:`read_xy` and :func:`resample_pattern` — a measured diffractometer export (two columns,
@@ -46,8 +46,9 @@ merging or hkl labels; the histogram index is computed arithmetically from 2θ.
 Measured on the 2-core development machine (one thread, another job busy on the other core), the
 375-structure benchmark set, pymatgen 2026.10.16 ≈ 4.1-4.5 s:
 
-* numpy (this module): 0.055-0.062 s for the set (~70-80×); ~80 µs for a 1-4 site cell, ~1 ms
-  for a 50-130 site cell.
+* numpy (this module): 0.057 s for the set with warm caches, 0.062 s with the hkl-box and
+  form-factor caches emptied first (what the benchmark reports): ~65-70×; ~80 µs for a 1-4 site
+  cell, ~1 ms for a 50-130 site cell.
 * the same algorithm in torch 2.13 (CPU, one thread, same chunking): 0.16 s for the set, and
   27 ms vs numpy's 11 ms on the 11 cells of ≥ 48 sites. Torch's per-op dispatch (several µs vs
   numpy's ~1 µs) dominates on the many small cells and it is no faster on the big ones, so numpy
@@ -170,14 +171,11 @@ class XRDSettings(BaseModel):
     @model_validator(mode="after")
     def _check_grid(self) -> XRDSettings:
         if self.two_theta_max <= self.two_theta_min:
-            raise ValueError(
-                f"two_theta_max={self.two_theta_max} must exceed two_theta_min={self.two_theta_min}"
-            )
+            raise ValueError(f"two_theta_max={self.two_theta_max} must exceed two_theta_min={self.two_theta_min}")
         n = (self.two_theta_max - self.two_theta_min) / self.step
         if abs(n - round(n)) > SETTINGS_GRID_TOL * max(n, 1.0):
             raise ValueError(
-                f"the range {self.two_theta_min}-{self.two_theta_max}° is not a whole number of "
-                f"{self.step}° steps"
+                f"the range {self.two_theta_min}-{self.two_theta_max}° is not a whole number of {self.step}° steps"
             )
         return self
 
@@ -222,9 +220,7 @@ def _histogram(two_theta: np.ndarray, intensity: np.ndarray, edges: np.ndarray) 
     return np.bincount(idx[inside], weights=intensity[inside], minlength=n_bins)
 
 
-def pattern_from_peaks(
-    two_theta: np.ndarray, intensity: np.ndarray, settings: XRDSettings | None = None
-) -> np.ndarray:
+def pattern_from_peaks(two_theta: np.ndarray, intensity: np.ndarray, settings: XRDSettings | None = None) -> np.ndarray:
     """Histogram of peak positions weighted by intensity, divided by its maximum (the paper's step).
 
     Args:
@@ -346,9 +342,12 @@ def _structure_arrays(
     column_index: list[int] = []
     occupancy: list[float] = []
     frac: list[np.ndarray] = []
+    mixed = False
     for j, site in enumerate(structure):
         frac.append(site.frac_coords)
-        for species, occu in site.species.items():
+        composition = site.species
+        mixed = mixed or len(composition) > 1
+        for species, occu in composition.items():
             row = _ELEMENT_ROW.get(species.symbol)
             if row is None:
                 raise ValueError(
@@ -358,7 +357,10 @@ def _structure_arrays(
             column_index.append(columns.setdefault(row, len(columns)))
             occupancy.append(occu)
     occ = np.zeros((len(frac), len(columns)), dtype=np.float32)
-    occ[site_index, column_index] = occupancy  # a site lists each species once: no accumulation needed
+    if mixed:  # Fe2+ and Fe3+ on one site are two species but one element: their occupancies add
+        np.add.at(occ, (site_index, column_index), occupancy)
+    else:
+        occ[site_index, column_index] = occupancy
     return structure.lattice.matrix.tolist(), np.array(frac, dtype=np.float64), occ, tuple(columns)
 
 
@@ -580,9 +582,7 @@ def _bad_pattern(source: str, detail: str) -> StructureInputError:
     return StructureInputError(InputErrorReason.BAD_PATTERN, source, detail)
 
 
-def read_xy(
-    path_or_text: str | os.PathLike[str] | bytes, name: str | None = None
-) -> tuple[np.ndarray, np.ndarray]:
+def read_xy(path_or_text: str | os.PathLike[str] | bytes, name: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Read a measured powder pattern: a two-column text export (2θ in degrees, intensity).
 
     Columns are separated by whitespace, commas or semicolons; extra columns (e.g. an esd) are
@@ -660,15 +660,12 @@ def _check_two_theta(two_theta: np.ndarray, name: str) -> None:
     if duplicate.size:
         raise _bad_pattern(
             name,
-            f"duplicate 2θ value {two_theta[duplicate[0]]:g}° "
-            f"(data rows {duplicate[0] + 1} and {duplicate[0] + 2})",
+            f"duplicate 2θ value {two_theta[duplicate[0]]:g}° (data rows {duplicate[0] + 1} and {duplicate[0] + 2})",
         )
     if diff.size and not (np.all(diff > 0) or np.all(diff < 0)):
         sign = np.sign(diff[0])
         bad = int(np.flatnonzero(np.sign(diff) != sign)[0])
-        raise _bad_pattern(
-            name, f"2θ is not monotonic: {two_theta[bad]:g}° is followed by {two_theta[bad + 1]:g}°"
-        )
+        raise _bad_pattern(name, f"2θ is not monotonic: {two_theta[bad]:g}° is followed by {two_theta[bad + 1]:g}°")
 
 
 def resample_pattern(
