@@ -30,8 +30,9 @@ logger = logging.getLogger(__name__)
 
 StructureFormat = Literal["cif", "json", "poscar"]
 
-MAX_Z = 100
-"""Highest atomic number the CGCNN atom-feature table covers (Fm)."""
+MAX_Z = 98
+"""Highest atomic number we accept (Cf): the atom-feature table covers Z ≤ 100, but pymatgen's
+X-ray scattering factors (and so the XRD modality) stop at Cf."""
 
 SYMPREC = 0.1
 """Å; spglib tolerance for the symmetry search that gives the primitive cell and space group
@@ -276,14 +277,7 @@ def check_structure(structure: Structure, source: str, limits: ParseLimits) -> P
     _check_overlaps(structure, source, limits.min_distance)
     number = symbol = None
     try:
-        from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
-
-        analyzer = SpacegroupAnalyzer(structure, symprec=SYMPREC)
-        number, symbol = analyzer.get_space_group_number(), analyzer.get_space_group_symbol()
-        if limits.primitive and len(structure) > 1:
-            primitive = analyzer.find_primitive()
-            if primitive is not None and 0 < len(primitive) <= len(structure):
-                structure = primitive
+        structure, number, symbol = _symmetrize(structure, limits.primitive)
     except Exception:  # a failed symmetry search is no reason to reject a valid cell
         logger.warning("%s: symmetry search failed; using the cell as given", source)
     if len(structure) > limits.max_sites:
@@ -300,6 +294,30 @@ def check_structure(structure: Structure, source: str, limits: ParseLimits) -> P
         spacegroup_number=number,
         spacegroup_symbol=symbol,
     )
+
+
+def _symmetrize(structure: Structure, primitive: bool) -> tuple[Structure, int, str]:
+    """Space group and primitive cell from ONE spglib call.
+
+    pymatgen's ``find_primitive`` runs spglib a second time after the dataset; the dataset already
+    holds the primitive lattice (in the input's Cartesian frame) and each atom's primitive-cell
+    index, which halves the cost of this step (the largest after CIF parsing).
+    """
+    from pymatgen.core import Lattice
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    dataset = SpacegroupAnalyzer(structure, symprec=SYMPREC).get_symmetry_dataset()
+    number, symbol = int(dataset.number), str(dataset.international)
+    if not primitive or len(structure) < 2:
+        return structure, number, symbol
+    mapping = np.asarray(dataset.mapping_to_primitive)
+    _, first = np.unique(mapping, return_index=True)
+    if len(first) >= len(structure):
+        return structure, number, symbol
+    lattice = np.asarray(dataset.primitive_lattice, dtype=float)
+    frac = structure.cart_coords[first] @ np.linalg.inv(lattice)
+    species = [structure[int(i)].species for i in first]
+    return Structure(Lattice(lattice), species, frac - np.floor(frac)), number, symbol
 
 
 def _check_overlaps(structure: Structure, source: str, min_distance: float) -> None:

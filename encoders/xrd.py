@@ -61,7 +61,6 @@ Measured on the 2-core development machine (one thread, another job busy on the 
 from __future__ import annotations
 
 import functools
-import importlib.util
 import json
 import logging
 import math
@@ -717,13 +716,6 @@ def resample_pattern(
     return _max_normalise(out)
 
 
-AFLOW_PROTOTYPES_FILE = ("analysis", "prototypes", "aflow_prototypes.json.gz")
-"""pymatgen's AFLOW prototype library (288 structures), relative to the pymatgen package."""
-
-COD_CIF_DIR = "cifs"
-"""Folder of real COD CIFs inside the ``crystals`` package (87 files)."""
-
-
 class ReferenceSet(NamedTuple):
     """Real structures the simulator is validated and benchmarked on."""
 
@@ -733,20 +725,11 @@ class ReferenceSet(NamedTuple):
     """``"file: reason"`` for each CIF pymatgen could not parse."""
 
 
-def _package_dir(package: str) -> Path:
-    """Folder of an installed package, found without importing it (both import slowly)."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError(f"package {package!r} is not installed")
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
 def reference_structures(aflow: bool = True, cod: bool = True) -> ReferenceSet:
     """The validation set: pymatgen's AFLOW prototypes and the COD CIFs shipped with ``crystals``.
 
     Used by ``tests/test_xrd.py`` and ``benchmarks/bench_xrd.py``; both packages are dependencies of
-    the project, so the set is available offline. The JSON is read directly (importing
-    ``pymatgen.analysis.prototypes`` pulls in pandas and takes seconds).
+    the project (see :mod:`encoders.builtin`), so the set is available offline.
 
     Args:
         aflow: Include the 288 AFLOW prototypes.
@@ -756,19 +739,18 @@ def reference_structures(aflow: bool = True, cod: bool = True) -> ReferenceSet:
         The structures in a fixed order, and the CIFs that failed to parse.
     """
     # Imported here: only the test/benchmark path needs them.
-    import gzip
     import warnings
 
     from pymatgen.core import Structure
 
+    from encoders.builtin import aflow_prototypes, crystals_cifs
+
     structures: list[tuple[str, Structure]] = []
     skipped: list[str] = []
     if aflow:
-        path = _package_dir("pymatgen").joinpath(*AFLOW_PROTOTYPES_FILE)
-        for entry in json.loads(gzip.decompress(path.read_bytes())):
-            structures.append((entry["tags"]["aflow"], Structure.from_dict(entry["snl"])))
+        structures += [(proto.source_id, proto.structure) for proto in aflow_prototypes()]
     if cod:
-        for path in sorted((_package_dir("crystals") / COD_CIF_DIR).glob("*.cif")):
+        for path in crystals_cifs():
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # CifParser warns about every rounded occupancy

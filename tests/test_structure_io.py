@@ -104,3 +104,12 @@ def test_archive_entries_are_named_and_missing_paths_reported(tmp_path):
     with pytest.raises(StructureInputError) as info:
         read_entry(entries[1])
     assert info.value.reason == InputErrorReason.UNREADABLE
+
+
+def test_elements_without_xray_scattering_data_are_rejected(nacl):
+    es = nacl.copy()
+    es.replace_species({"Na": "Es"})
+    with pytest.raises(StructureInputError) as info:
+        read_structure(json.dumps(es.as_dict()), name="einsteinium.json")
+    assert info.value.reason == InputErrorReason.UNKNOWN_ELEMENT
+    assert "'Es'" in info.value.message and "einsteinium.json" in info.value.message
