@@ -35,6 +35,7 @@ class CheckpointInfo(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     format_version: int = FORMAT_VERSION
+    model_id: str | None = Field(default=None, description="content hash of `model` and the weights file")
     model: ModelConfig
     weights_dtype: SaveDtype = "float32"
     training: dict[str, Any] = Field(default_factory=dict, description="corpus, epochs, metrics...")
@@ -77,11 +78,11 @@ def save_checkpoint(
         k: (v.detach().to("cpu", target) if v.is_floating_point() else v.detach().cpu()).contiguous()
         for k, v in model.state_dict().items()
     }
-    info = CheckpointInfo(model=model.config, weights_dtype=dtype, training=training or {})
     save_file(tensors, str(directory / WEIGHTS_FILE), metadata={"format_version": str(FORMAT_VERSION)})
-    config_json = info.model_dump_json(indent=2).encode()
-    (directory / CONFIG_FILE).write_bytes(config_json)
-    return _content_hash(info.model, (directory / WEIGHTS_FILE).read_bytes())
+    model_id = _content_hash(model.config, (directory / WEIGHTS_FILE).read_bytes())
+    info = CheckpointInfo(model_id=model_id, model=model.config, weights_dtype=dtype, training=training or {})
+    (directory / CONFIG_FILE).write_text(info.model_dump_json(indent=2))
+    return model_id
 
 
 def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
@@ -90,12 +91,18 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
     config_json = (directory / CONFIG_FILE).read_bytes()
     weights = (directory / WEIGHTS_FILE).read_bytes()
     info = CheckpointInfo.model_validate_json(config_json)
+    model_id = _content_hash(info.model, weights)
+    if info.model_id is not None and info.model_id != model_id:
+        raise ValueError(
+            f"{directory}: weights or config changed since saving (config.json says {info.model_id}, "
+            f"content hashes to {model_id}); refusing to load a checkpoint whose vectors would be mislabelled"
+        )
     model = DualEncoder(info.model)
     state = load_file(str(directory / WEIGHTS_FILE), device="cpu")
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     model.load_state_dict(state)
     model.to(device).eval()
-    return LoadedModel(model=model, model_id=_content_hash(info.model, weights), info=info, path=directory)
+    return LoadedModel(model=model, model_id=model_id, info=info, path=directory)
 
 
 def random_model(config: ModelConfig | None = None) -> LoadedModel:

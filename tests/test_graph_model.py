@@ -142,6 +142,18 @@ def test_checkpoint_round_trip(tmp_path, random_model, batio3, dtype):
     assert save_checkpoint(other, tmp_path / "other") != model_id
 
 
+def test_tampered_checkpoint_is_refused(tmp_path, random_model):
+    model_id = save_checkpoint(random_model.model, tmp_path / "ckpt")
+    assert load_checkpoint(tmp_path / "ckpt").info.model_id == model_id
+    state = random_model.model.state_dict()
+    state["crystal.embed.bias"] = state["crystal.embed.bias"] + 1.0
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "ckpt" / "model.safetensors"))
+    with pytest.raises(ValueError, match="changed since saving"):
+        load_checkpoint(tmp_path / "ckpt")
+
+
 def test_loaded_checkpoint_runs_on_requested_device(tmp_path, random_model):
     save_checkpoint(random_model.model, tmp_path / "ckpt")
     loaded = load_checkpoint(tmp_path / "ckpt", device="cpu")
