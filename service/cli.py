@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-SUBCOMMAND_MODULES: tuple[str, ...] = ("encoders.cli",)
+SUBCOMMAND_MODULES: tuple[str, ...] = ("encoders.cli", "service.store_cli")
 """Modules that each expose ``add_parsers(subparsers)``; imported lazily so ``--help`` stays fast."""
 
 

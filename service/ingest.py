@@ -1,0 +1,303 @@
+"""Batch ingest: files, directories, archives or the built-in structures → the embedding store.
+
+One path for every input: raw entries (:mod:`encoders.sources`) are labelled with their material
+id and content hash, entries already stored with the same hash are skipped *before* parsing (so a
+killed run started again only does the remaining work), the rest are parsed and featurized in a
+process pool (:func:`encoders.pipeline.featurize_entries`), embedded in batches
+(:meth:`encoders.embedder.Embedder.embed_graphs`) and upserted in batches. Point ids are UUID5 of
+the material id and each point is one upsert of payload + both vectors, so re-running after a
+SIGKILL at any moment ends with exactly the right points. One bad entry never stops a run: it is
+counted and written to the JSONL failure report (``path``, ``id``, ``reason``, ``message``).
+
+The service's Upsert RPC reuses :func:`label_entry` + :func:`points_from_featurized`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import IO
+
+from pydantic import BaseModel, Field
+
+from encoders.embedder import Embedder
+from encoders.pipeline import Featurized, featurize_entries
+from encoders.sources import RawEntry, iter_entries
+from encoders.structure_io import ParseLimits
+from service.store.base import VectorStore
+from service.store.models import PointIn
+from service.store.payload import content_hash, entry_source_id, material_id, payload_from_parsed
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BATCH = 256
+"""Materials per embedding call and per upsert."""
+LOOKUP_CHUNK = 512
+"""Entries whose stored content hashes are fetched in one call before parsing."""
+MAX_IN_FLIGHT = 2048
+"""Entries read but not yet featurized: the process pool's feeder would otherwise read a whole COD
+mirror (tens of GB) into memory ahead of the workers."""
+OPTIMIZE_MIN_POINTS = 20_000
+"""Build HNSW at the end of an ingest once the collection is this large: below it an exact scan of
+1024-d vectors takes a few ms, above it HNSW keeps top-50 queries near 5 ms (benchmarks/bench_search.py)."""
+
+
+class IngestSummary(BaseModel):
+    """What an ingest did; ``read == added + updated + unchanged + failed``.
+
+    ``updated`` counts materials whose stored content changed (or that ``force`` rewrote);
+    ``unchanged`` those already stored with the same content hash (and repeats within one run).
+    """
+
+    read: int = 0
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    stage_seconds: dict[str, float] = Field(default_factory=dict, exclude=True, description="for benchmarks")
+
+
+@dataclass(slots=True)
+class PointLabel:
+    """Who an entry is before it is parsed: its material id, content hash and tags."""
+
+    source: str
+    source_id: str
+    content_hash: str
+    tags: dict[str, str] = field(default_factory=dict)
+    stored_hash: str | None = None
+
+    @property
+    def material_id(self) -> str:
+        return material_id(self.source, self.source_id)
+
+
+def label_entry(entry: RawEntry, source: str, tags: dict[str, str] | None = None) -> PointLabel:
+    """Label a raw entry: COD id (``_cod_database_code``) or file stem, and the sha256 of its bytes."""
+    return PointLabel(source, entry_source_id(entry), content_hash(entry.data or b""), dict(tags or {}))
+
+
+def points_from_featurized(
+    results: Sequence[Featurized], labels: Sequence[PointLabel], embedder: Embedder
+) -> list[PointIn]:
+    """Embed successfully featurized entries in one batch and build their points (payload + 2 vectors)."""
+    if len(results) != len(labels):
+        raise ValueError(f"{len(results)} results but {len(labels)} labels")
+    if not results:
+        return []
+    crystal, xrd = embedder.embed_graphs([r.graph for r in results])
+    return [
+        PointIn(
+            payload=payload_from_parsed(r.parsed, lab.source, lab.source_id, lab.content_hash, lab.tags),
+            crystal=c,
+            xrd=x,
+        )
+        for r, lab, c, x in zip(results, labels, crystal, xrd, strict=True)
+    ]
+
+
+def _chunks(items: Iterable, size: int) -> Iterator[list]:
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+class _Run:
+    """State of one ingest run: counters, the in-flight labels and the pending batch."""
+
+    def __init__(self, store: VectorStore, embedder: Embedder, batch: int, force: bool, report: IO[str] | None):
+        self.store, self.embedder, self.batch, self.force, self.report = store, embedder, batch, force, report
+        self.summary = IngestSummary()
+        self.in_flight: deque[PointLabel] = deque()
+        self.slots = threading.Semaphore(MAX_IN_FLIGHT)
+        self.stopped = threading.Event()
+        self.skipped = 0  # counted by the feeder thread (stored, same hash); merged at the end
+        self.pending: dict[str, tuple[Featurized, PointLabel]] = {}
+        self.done: dict[str, str] = {}  # material id → content hash written (or pending) in this run
+        self.timer = {"lookup": 0.0, "featurize_wait": 0.0, "embed": 0.0, "upsert": 0.0}
+
+    def to_featurize(self, items: Iterable[tuple[RawEntry, PointLabel]]) -> Iterator[RawEntry]:
+        """Entries that need work; stored ones with the same content hash are counted and skipped.
+
+        Runs in the process pool's feeder thread when ``workers > 1``: it blocks once
+        ``MAX_IN_FLIGHT`` entries await their result, and ends early when the run stops.
+        """
+        for chunk in _chunks(items, LOOKUP_CHUNK):
+            start = time.perf_counter()
+            ids = [label.material_id for entry, label in chunk if entry.data is not None]
+            stored = self.store.content_hashes(ids) if ids else {}
+            self.timer["lookup"] += time.perf_counter() - start
+            for entry, label in chunk:
+                self.summary.read += 1
+                label.stored_hash = stored.get(label.material_id) if entry.data is not None else None
+                if not self.force and label.stored_hash == label.content_hash:
+                    self.skipped += 1
+                    continue
+                while not self.slots.acquire(timeout=0.2):
+                    if self.stopped.is_set():
+                        return
+                if self.stopped.is_set():
+                    return
+                self.in_flight.append(label)
+                yield entry
+
+    def fail(self, result: Featurized, label: PointLabel) -> None:
+        self.summary.failed += 1
+        if self.report is not None and result.error is not None:
+            line = {"path": result.entry_name, "id": label.material_id, **result.error.to_dict()}
+            self.report.write(json.dumps(line) + "\n")
+            self.report.flush()
+
+    def accept(self, result: Featurized, label: PointLabel) -> None:
+        mid = label.material_id
+        if mid in self.done:  # the same material twice in one run (a copy, or a newer version)
+            if self.done[mid] == label.content_hash:
+                self.summary.unchanged += 1
+                return
+            self.summary.updated += 1
+        elif label.stored_hash is None:
+            self.summary.added += 1
+        else:
+            self.summary.updated += 1
+        self.done[mid] = label.content_hash
+        self.pending[mid] = (result, label)
+        if len(self.pending) >= self.batch:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        results, labels = zip(*self.pending.values(), strict=True)
+        start = time.perf_counter()
+        points = points_from_featurized(results, labels, self.embedder)
+        mid = time.perf_counter()
+        self.store.upsert(points)
+        self.timer["embed"] += mid - start
+        self.timer["upsert"] += time.perf_counter() - mid
+        logger.info("stored %d points (%d entries read)", len(points), self.summary.read)
+        self.pending.clear()
+
+
+def ingest_items(
+    items: Iterable[tuple[RawEntry, PointLabel]],
+    store: VectorStore,
+    embedder: Embedder,
+    *,
+    workers: int | None = None,
+    batch: int = DEFAULT_BATCH,
+    force: bool = False,
+    report: str | Path | None = None,
+    limits: ParseLimits | None = None,
+    progress: bool = True,
+    optimize: bool | None = None,
+) -> IngestSummary:
+    """Ingest labelled raw entries (the engine behind :func:`ingest` and :func:`ingest_builtin`).
+
+    Args:
+        optimize: Build HNSW at the end: always (True), never (False), or once the collection holds
+            ``OPTIMIZE_MIN_POINTS`` (None).
+    """
+    from tqdm import tqdm
+
+    if batch < 1:
+        raise ValueError(f"batch must be at least 1, got {batch}")
+    if embedder.model_id != store.model_id:
+        raise ValueError(f"the embedder's model {embedder.model_id} does not match the store's {store.model_id}")
+    started = time.perf_counter()
+    settings = embedder.loaded.info.model
+    with ExitStack() as stack:
+        report_file: IO[str] | None = None
+        if report is not None:
+            Path(report).parent.mkdir(parents=True, exist_ok=True)
+            report_file = stack.enter_context(Path(report).open("w"))
+        run = _Run(store, embedder, batch, force, report_file)
+        stack.callback(run.stopped.set)  # lets the feeder thread end if this loop raises
+        results = featurize_entries(run.to_featurize(items), settings.graph, settings.xrd, limits, workers)
+        bar = stack.enter_context(tqdm(desc="ingest", unit="entry", disable=not progress or None, file=sys.stderr))
+        wait = time.perf_counter()
+        for result in results:
+            run.timer["featurize_wait"] += time.perf_counter() - wait
+            run.slots.release()
+            label = run.in_flight.popleft()
+            if result.error is not None or result.graph is None:
+                run.fail(result, label)
+            else:
+                run.accept(result, label)
+            bar.update(1)
+            wait = time.perf_counter()
+        run.flush()
+        if optimize or (optimize is None and store.count() >= OPTIMIZE_MIN_POINTS):
+            start = time.perf_counter()
+            store.optimize()
+            run.timer["optimize"] = time.perf_counter() - start
+    summary = run.summary
+    summary.unchanged += run.skipped
+    summary.seconds = round(time.perf_counter() - started, 3)
+    summary.stage_seconds = {k: round(v, 3) for k, v in run.timer.items()}
+    return summary
+
+
+def ingest(
+    paths: Iterable[str | Path],
+    store: VectorStore,
+    embedder: Embedder,
+    *,
+    source: str = "user",
+    workers: int | None = None,
+    batch: int = DEFAULT_BATCH,
+    force: bool = False,
+    report: str | Path | None = None,
+    limits: ParseLimits | None = None,
+    progress: bool = True,
+    optimize: bool | None = None,
+) -> IngestSummary:
+    """Ingest CIF / pymatgen JSON / POSCAR files, directories (recursively) and archives.
+
+    A material's id is ``<source>:<COD id or file stem>``; see :func:`label_entry`.
+    """
+    limits = limits or ParseLimits()
+    items = ((entry, label_entry(entry, source)) for entry in iter_entries(paths, max_bytes=limits.max_bytes))
+    return ingest_items(
+        items,
+        store,
+        embedder,
+        workers=workers,
+        batch=batch,
+        force=force,
+        report=report,
+        limits=limits,
+        progress=progress,
+        optimize=optimize,
+    )
+
+
+def builtin_items() -> Iterator[tuple[RawEntry, PointLabel]]:
+    """The structures that ship with the dependencies, as labelled raw entries.
+
+    AFLOW prototypes (``aflow:<label>``, tagged) and pymatgen's samples (``pymatgen:<name>``) are
+    in-memory structures: their entry is the canonical pymatgen JSON, hashed like a file. The COD
+    CIFs of ``crystals`` and ase are read as files (``cod:<COD id>``).
+    """
+    from encoders.builtin import aflow_prototypes, cod_cif_files, pymatgen_samples
+
+    for item in (*aflow_prototypes(), *pymatgen_samples()):
+        data = json.dumps(item.structure.as_dict(), sort_keys=True).encode()
+        entry = RawEntry(f"{item.source}:{item.source_id}.json", item.source_id, data, len(data))
+        yield entry, PointLabel(item.source, item.source_id, content_hash(data), dict(item.tags))
+    for entry in iter_entries(cod_cif_files()):
+        yield entry, label_entry(entry, "cod")
+
+
+def ingest_builtin(store: VectorStore, embedder: Embedder, **kwargs) -> IngestSummary:
+    """Store the built-in structures so a fresh install has something to search (see :func:`builtin_items`)."""
+    return ingest_items(builtin_items(), store, embedder, **kwargs)

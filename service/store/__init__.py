@@ -1,0 +1,48 @@
+"""Embedding store: materials with crystal and XRD vectors in Qdrant (embedded or server).
+
+:func:`open_store` is the one facade: it picks the remote engine when ``QDRANT_URL`` is set and the
+embedded on-disk engine otherwise, and always opens the collection of the given model id.
+"""
+
+from __future__ import annotations
+
+from service.store.base import StoreError, StoreLockedError, VectorStore
+from service.store.models import (
+    VECTOR_NAMES,
+    Hit,
+    MaterialPayload,
+    MaterialRecord,
+    PointIn,
+    SearchFilters,
+    StoreSettings,
+)
+from service.store.payload import content_hash, payload_from_parsed, point_id
+
+__all__ = [
+    "VECTOR_NAMES",
+    "Hit",
+    "MaterialPayload",
+    "MaterialRecord",
+    "PointIn",
+    "SearchFilters",
+    "StoreError",
+    "StoreLockedError",
+    "StoreSettings",
+    "VectorStore",
+    "content_hash",
+    "open_store",
+    "payload_from_parsed",
+    "point_id",
+]
+
+
+def open_store(settings: StoreSettings, model_id: str, dim: int = 1024) -> VectorStore:
+    """The collection of ``model_id``: on the Qdrant server when ``settings.qdrant_url``, else on disk."""
+    name = settings.collection_name(model_id)
+    if settings.qdrant_url:
+        from service.store.remote import RemoteStore
+
+        return RemoteStore(settings.qdrant_url, name, model_id, dim, api_key=settings.qdrant_api_key)
+    from service.store.edge import EdgeStore
+
+    return EdgeStore(settings.db_dir / name, model_id, dim)

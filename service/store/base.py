@@ -1,0 +1,151 @@
+"""The store interface: one small API over two real Qdrant engines (embedded and server).
+
+Both engines keep one collection per model id with two named Euclidean vectors per point
+(``crystal``, ``xrd``) and the payload of :class:`~service.store.models.MaterialPayload`.
+Filters are translated by :func:`build_filter` from the same :class:`SearchFilters` for both, so
+the engines answer the same questions the same way.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Literal
+
+import numpy as np
+
+from service.store.models import VECTOR_NAMES, Hit, MaterialRecord, PointIn, SearchFilters
+
+VectorName = Literal["crystal", "xrd"]
+
+KEYWORD_INDEXES: tuple[str, ...] = ("material_id", "source", "formula", "elements")
+"""Payload fields matched by value (filters, get by id); indexed as keywords."""
+INTEGER_INDEXES: tuple[str, ...] = ("spacegroup_number", "n_sites", "n_elements")
+"""Payload fields matched by value or range; indexed as integers."""
+
+
+class StoreError(RuntimeError):
+    """The store cannot do what was asked (wrong model, bad snapshot, engine failure)."""
+
+
+class StoreLockedError(StoreError):
+    """The embedded store directory is owned by another process."""
+
+
+def build_filter(filters: SearchFilters | None, models: SimpleNamespace) -> Any | None:
+    """Translate :class:`SearchFilters` into an engine's ``Filter`` (``None`` when nothing is asked).
+
+    ``models`` names the engine's classes (``Filter``, ``FieldCondition``, ``MatchValue``,
+    ``MatchAny``, ``Range``): qdrant-edge and qdrant-client share the shape of these models.
+    A chemical system is "contains each element" plus "exactly that many elements".
+    """
+    if filters is None or filters.is_empty():
+        return None
+    cond, match, any_of = models.FieldCondition, models.MatchValue, models.MatchAny
+    must: list[Any] = []
+    must_not: list[Any] = []
+    for element in sorted(set(filters.elements_all) | set(filters.chemical_system_elements)):
+        must.append(cond(key="elements", match=match(value=element)))
+    if filters.chemical_system:
+        must.append(cond(key="n_elements", match=match(value=len(filters.chemical_system_elements))))
+    if filters.elements_none:
+        must_not.append(cond(key="elements", match=any_of(any=list(filters.elements_none))))
+    if filters.spacegroup_number is not None:
+        must.append(cond(key="spacegroup_number", match=match(value=filters.spacegroup_number)))
+    if filters.min_sites is not None or filters.max_sites is not None:
+        must.append(cond(key="n_sites", range=models.Range(gte=filters.min_sites, lte=filters.max_sites)))
+    if filters.sources:
+        must.append(cond(key="source", match=any_of(any=list(filters.sources))))
+    return models.Filter(must=must or None, must_not=must_not or None)
+
+
+def check_vector(vector: np.ndarray, dim: int, what: str = "query vector") -> list[float]:
+    """A finite 1-D vector of the collection's dimension, as a list for the engine."""
+    array = np.asarray(vector, dtype=np.float32).reshape(-1)
+    if array.size != dim:
+        raise ValueError(f"{what} has {array.size} dimensions, the store holds {dim}")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{what} holds NaN or infinite values")
+    return array.tolist()
+
+
+def check_using(using: str) -> str:
+    if using not in VECTOR_NAMES:
+        raise ValueError(f"using must be one of {VECTOR_NAMES}, got {using!r}")
+    return using
+
+
+class VectorStore(ABC):
+    """Materials with two vectors each, in one collection per model id.
+
+    Attributes:
+        model_id: The model whose vectors this collection holds.
+        dim: Vector dimension (the model's embedding size).
+        engine: ``"qdrant-edge"`` (embedded, on disk) or ``"qdrant-server"``.
+    """
+
+    model_id: str
+    dim: int
+    engine: str
+
+    @abstractmethod
+    def upsert(self, points: list[PointIn]) -> None:
+        """Insert or replace points (payload and both vectors in one operation)."""
+
+    @abstractmethod
+    def search(
+        self,
+        vector: np.ndarray,
+        *,
+        using: VectorName = "crystal",
+        k: int = 10,
+        filters: SearchFilters | None = None,
+        exact: bool | None = None,
+    ) -> list[Hit]:
+        """Top-``k`` Euclidean neighbours of ``vector`` among the ``using`` vectors, nearest first.
+
+        ``exact=None`` lets the engine choose (HNSW where built, a full scan elsewhere).
+        """
+
+    @abstractmethod
+    def get(self, material_ids: list[str], with_vectors: bool = False) -> list[MaterialRecord]:
+        """Stored materials by id, in the order asked; unknown ids are simply absent."""
+
+    @abstractmethod
+    def delete(self, material_ids: list[str]) -> int:
+        """Delete materials by id; returns how many existed."""
+
+    @abstractmethod
+    def count(self, filters: SearchFilters | None = None) -> int:
+        """Number of stored materials matching ``filters`` (all when None)."""
+
+    @abstractmethod
+    def content_hashes(self, material_ids: list[str]) -> dict[str, str]:
+        """material id → stored content hash, for the ids that are stored."""
+
+    @abstractmethod
+    def snapshot(self, path: str | Path) -> Path:
+        """Write the collection to one file at ``path`` and return it."""
+
+    @abstractmethod
+    def restore(self, path: str | Path) -> None:
+        """Replace the collection's content with a snapshot written by :meth:`snapshot`."""
+
+    @abstractmethod
+    def optimize(self) -> None:
+        """Build the HNSW index (blocking; minutes per 100k points)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the engine (and, for the embedded store, its directory lock)."""
+
+    def iter_ids(self) -> list[str]:
+        """Every stored material id (for tests, audits and small collections)."""
+        raise NotImplementedError
+
+    def __enter__(self) -> VectorStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

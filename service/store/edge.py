@@ -1,0 +1,326 @@
+"""Embedded store: Qdrant's own engine in-process (qdrant-edge-py), on disk, one owner process.
+
+Layout of one collection (one model id) under the store directory::
+
+    <db>/<prefix>-<model_id>/
+        LOCK         exclusive fcntl lock of the owning process (holds its pid, for the message)
+        store.json   model id, dimension, format version
+        shard/       the qdrant-edge shard (WAL + segments)
+
+qdrant-edge writes every update to its write-ahead log before applying it, and one upsert carries
+a point's payload and both vectors, so a process killed at any moment leaves whole points only; the
+next open replays the log. Exact search is used until :meth:`EdgeStore.optimize` builds HNSW.
+Measured here at 100k × 1024-d: exact top-50 in 4–12 ms and reopen in 0.3 s (qdrant-client's
+local mode took 214 ms per query and 19 s to reopen, which is why it is not used).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path
+from types import SimpleNamespace
+from typing import IO
+
+import numpy as np
+
+from service.store.base import (
+    INTEGER_INDEXES,
+    KEYWORD_INDEXES,
+    StoreError,
+    StoreLockedError,
+    VectorName,
+    VectorStore,
+    build_filter,
+    check_using,
+    check_vector,
+)
+from service.store.models import VECTOR_NAMES, Hit, MaterialPayload, MaterialRecord, PointIn, SearchFilters
+from service.store.payload import point_id_for
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+MANIFEST = "store.json"
+LOCK_FILE = "LOCK"
+SHARD_DIR = "shard"
+
+HNSW_M = 16
+"""Edges per HNSW node (Qdrant's default): recall@50 ≥ 0.99 at 100k × 1024-d with ``HNSW_EF``."""
+HNSW_EF_CONSTRUCT = 128
+"""Candidates while building the graph; a little above Qdrant's 100 for high-recall top-50 queries."""
+HNSW_EF = 128
+"""Candidates per HNSW query; at least ``k`` is used (top-50 needs headroom above 50 for recall)."""
+FULL_SCAN_THRESHOLD_KB = 10_000
+"""Segments smaller than this (≈2,400 vectors of 1024 float32) are scanned exactly, as in Qdrant."""
+SCROLL_PAGE = 1024
+
+
+def _edge_models() -> SimpleNamespace:
+    import qdrant_edge as q
+
+    return SimpleNamespace(
+        Filter=q.Filter,
+        FieldCondition=q.FieldCondition,
+        MatchValue=q.MatchValue,
+        MatchAny=q.MatchAny,
+        Range=q.RangeFloat,
+    )
+
+
+class EdgeStore(VectorStore):
+    """A collection in an on-disk qdrant-edge shard, owned by this process until :meth:`close`.
+
+    Args:
+        directory: The collection directory (created if missing).
+        model_id: The model whose vectors it holds (checked against an existing collection).
+        dim: Vector dimension.
+
+    Raises:
+        StoreLockedError: another process (e.g. a running ``matconcept serve``) owns the directory.
+        StoreError: the directory holds another model's or dimension's vectors.
+    """
+
+    engine = "qdrant-edge"
+
+    def __init__(self, directory: str | Path, model_id: str, dim: int = 1024) -> None:
+        import qdrant_edge as q
+
+        self._q = q
+        self.directory = Path(directory)
+        self.model_id = model_id
+        self.dim = int(dim)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._lock: IO[str] | None = self._acquire_lock()
+        self._models = _edge_models()
+        try:
+            self._check_manifest()
+            self._shard = self._open_shard()
+        except BaseException:
+            self._release_lock()
+            raise
+
+    # -- ownership ---------------------------------------------------------------------------
+    def _acquire_lock(self) -> IO[str]:
+        path = self.directory / LOCK_FILE
+        handle = path.open("a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "unknown"
+            handle.close()
+            raise StoreLockedError(
+                f"the store at {self.directory} is in use by another process (pid {owner}), e.g. a running "
+                "`matconcept serve` or ingest; use the service API (or --remote) or stop that process first"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        return handle
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            self._lock.close()
+            self._lock = None
+
+    def _check_manifest(self) -> None:
+        path = self.directory / MANIFEST
+        want = {"format_version": FORMAT_VERSION, "model_id": self.model_id, "dim": self.dim}
+        if path.exists():
+            have = json.loads(path.read_text())
+            if have.get("model_id") != self.model_id or have.get("dim") != self.dim:
+                raise StoreError(
+                    f"{self.directory} holds vectors of model {have.get('model_id')} ({have.get('dim')}-d), "
+                    f"not {self.model_id} ({self.dim}-d)"
+                )
+            return
+        path.write_text(json.dumps(want, indent=1))
+
+    # -- shard -------------------------------------------------------------------------------
+    def _config(self):
+        q = self._q
+        params = q.EdgeVectorParams(size=self.dim, distance=q.Distance.Euclid)
+        return q.EdgeConfig(
+            vectors={name: params for name in VECTOR_NAMES},
+            hnsw_config=q.HnswIndexConfig(
+                m=HNSW_M, ef_construct=HNSW_EF_CONSTRUCT, full_scan_threshold=FULL_SCAN_THRESHOLD_KB
+            ),
+        )
+
+    def _open_shard(self, path: Path | None = None):
+        q = self._q
+        path = path or self.directory / SHARD_DIR
+        if (path / "edge_config.json").exists():
+            shard = q.EdgeShard.load(str(path))
+        else:
+            shard = q.EdgeShard.create(str(path), self._config())
+        existing = set(shard.info().payload_schema)
+        for name in KEYWORD_INDEXES:
+            if name not in existing:
+                shard.update(q.UpdateOperation.create_field_index(name, q.PayloadSchemaType.Keyword))
+        for name in INTEGER_INDEXES:
+            if name not in existing:
+                shard.update(q.UpdateOperation.create_field_index(name, q.PayloadSchemaType.Integer))
+        return shard
+
+    @property
+    def shard(self):
+        if self._shard is None:
+            raise StoreError(f"the store at {self.directory} is closed")
+        return self._shard
+
+    # -- interface ---------------------------------------------------------------------------
+    def upsert(self, points: list[PointIn]) -> None:
+        if not points:
+            return
+        q = self._q
+        out = []
+        for p in points:
+            vectors = {
+                "crystal": check_vector(p.crystal, self.dim, f"{p.payload.material_id} crystal vector"),
+                "xrd": check_vector(p.xrd, self.dim, f"{p.payload.material_id} xrd vector"),
+            }
+            out.append(q.Point(point_id_for(p.payload.material_id), vectors, p.payload.model_dump(mode="json")))
+        self.shard.update(q.UpdateOperation.upsert_points(out))
+
+    def search(
+        self,
+        vector: np.ndarray,
+        *,
+        using: VectorName = "crystal",
+        k: int = 10,
+        filters: SearchFilters | None = None,
+        exact: bool | None = None,
+    ) -> list[Hit]:
+        q = self._q
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        query = q.Query.Nearest(check_vector(vector, self.dim), using=check_using(using))
+        params = None
+        if exact is True:
+            params = q.SearchParams(exact=True)
+        elif exact is False or self.hnsw_ready:
+            params = q.SearchParams(hnsw_ef=max(HNSW_EF, k))
+        request = q.QueryRequest(
+            limit=k, query=query, filter=build_filter(filters, self._models), params=params, with_payload=True
+        )
+        return [
+            Hit(material_id=p.payload["material_id"], distance=float(p.score), payload=MaterialPayload(**p.payload))
+            for p in self.shard.query(request)
+        ]
+
+    def _retrieve(self, material_ids: list[str], with_payload, with_vectors: bool) -> list:
+        ids = [point_id_for(m) for m in material_ids]
+        return self.shard.retrieve(ids, with_payload=with_payload, with_vector=with_vectors) if ids else []
+
+    def get(self, material_ids: list[str], with_vectors: bool = False) -> list[MaterialRecord]:
+        found = {}
+        for r in self._retrieve(material_ids, True, with_vectors):
+            vectors = {k: list(map(float, v)) for k, v in r.vector.items()} if with_vectors and r.vector else None
+            found[r.payload["material_id"]] = MaterialRecord(
+                material_id=r.payload["material_id"], payload=MaterialPayload(**r.payload), vectors=vectors
+            )
+        return [found[m] for m in dict.fromkeys(material_ids) if m in found]
+
+    def delete(self, material_ids: list[str]) -> int:
+        records = self._retrieve(material_ids, False, False)
+        if records:
+            self.shard.update(self._q.UpdateOperation.delete_points([r.id for r in records]))
+        return len(records)
+
+    def count(self, filters: SearchFilters | None = None) -> int:
+        return int(self.shard.count(self._q.CountRequest(exact=True, filter=build_filter(filters, self._models))))
+
+    def content_hashes(self, material_ids: list[str]) -> dict[str, str]:
+        records = self._retrieve(material_ids, ["material_id", "content_hash"], False)
+        return {r.payload["material_id"]: r.payload["content_hash"] for r in records}
+
+    def iter_ids(self) -> list[str]:
+        q = self._q
+        out: list[str] = []
+        offset = None
+        while True:
+            records, offset = self.shard.scroll(
+                q.ScrollRequest(offset=offset, limit=SCROLL_PAGE, with_payload=["material_id"], with_vector=False)
+            )
+            out.extend(r.payload["material_id"] for r in records)
+            if offset is None:
+                return out
+
+    @property
+    def hnsw_ready(self) -> bool:
+        """True when every stored vector is in an HNSW index."""
+        info = self.shard.info()
+        return info.points_count > 0 and info.indexed_vectors_count >= info.points_count * len(VECTOR_NAMES)
+
+    def optimize(self) -> None:
+        self.shard.optimize()
+
+    def snapshot(self, path: str | Path) -> Path:
+        """Write ``store.json`` + the shard as a ``.tar.gz`` (the shard is closed while copied)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.shard.flush()
+        self._shard.close()
+        self._shard = None
+        try:
+            partial = path.with_name(path.name + ".partial")
+            with tarfile.open(partial, "w:gz") as tar:
+                tar.add(self.directory / MANIFEST, arcname=MANIFEST)
+                tar.add(self.directory / SHARD_DIR, arcname=SHARD_DIR)
+            partial.replace(path)
+        finally:
+            self._shard = self._open_shard()
+        return path
+
+    def restore(self, path: str | Path) -> None:
+        """Replace the collection with a snapshot of the same model; the old data stays on failure."""
+        path = Path(path)
+        try:
+            tar = tarfile.open(path, "r:*")  # noqa: SIM115 - closed by the ``with tar`` below
+        except (OSError, tarfile.TarError) as exc:
+            raise StoreError(f"{path}: not a readable store snapshot ({exc})") from exc
+        staging = Path(tempfile.mkdtemp(prefix="restore-", dir=self.directory))
+        try:
+            with tar:
+                names = tar.getnames()
+                if MANIFEST not in names or not any(n.startswith(SHARD_DIR + "/") for n in names):
+                    raise StoreError(f"{path}: not a matconcept store snapshot (no {MANIFEST} / {SHARD_DIR}/)")
+                tar.extractall(staging, filter="data")
+            manifest = json.loads((staging / MANIFEST).read_text())
+            if manifest.get("model_id") != self.model_id or manifest.get("dim") != self.dim:
+                raise StoreError(
+                    f"{path}: snapshot of model {manifest.get('model_id')} ({manifest.get('dim')}-d), "
+                    f"this store holds {self.model_id} ({self.dim}-d)"
+                )
+            self.shard.close()
+            self._shard = None
+            current, old = self.directory / SHARD_DIR, staging / "previous"
+            current.replace(old)
+            (staging / SHARD_DIR).replace(current)
+            try:
+                self._shard = self._open_shard()
+            except Exception as exc:
+                shutil.rmtree(current, ignore_errors=True)
+                old.replace(current)
+                self._shard = self._open_shard()
+                raise StoreError(f"{path}: the snapshot could not be opened ({exc}); the store is unchanged") from exc
+        finally:
+            if self._shard is None:
+                self._shard = self._open_shard()
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def close(self) -> None:
+        if getattr(self, "_shard", None) is not None:
+            self._shard.flush()
+            self._shard.close()
+            self._shard = None
+        self._release_lock()

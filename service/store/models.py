@@ -1,0 +1,189 @@
+"""Pydantic models at the store boundary: settings, the payload schema, filters, hits and records.
+
+Shared by both engines (embedded qdrant-edge and a Qdrant server), the ingest pipeline, the CLI and
+the service, so a payload written by one is read back identically by all of them. Request models
+are strict (``extra="forbid"``) so a misspelt filter is an error, not a silently ignored field;
+response models are lenient, so payloads written by an older version still load.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+VECTOR_NAMES: tuple[str, ...] = ("crystal", "xrd")
+"""Named vectors per point: the structure encoder's and the XRD encoder's (on the simulated pattern)."""
+
+
+def _default_home() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("matconcept"))
+
+
+class StoreSettings(BaseSettings):
+    """Where vectors live. Load explicitly (``StoreSettings()``); nothing is read at import time.
+
+    ``QDRANT_URL`` switches every command from the embedded on-disk engine to a Qdrant server or
+    cluster, with the same collections and payloads.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="MATCONCEPT_", extra="ignore", populate_by_name=True)
+
+    home: Path = Field(default_factory=_default_home, description="MATCONCEPT_HOME: data directory")
+    db: Path | None = Field(default=None, description="embedded store directory (default: home/qdrant)")
+    qdrant_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("QDRANT_URL", "qdrant_url"),
+        description="Qdrant server URL; when set the remote engine is used",
+    )
+    qdrant_api_key: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("QDRANT_API_KEY", "qdrant_api_key"),
+        description="API key for the Qdrant server",
+    )
+    collection_prefix: str = Field(default="matconcept", pattern=r"^[A-Za-z0-9_-]+$")
+
+    @property
+    def db_dir(self) -> Path:
+        """The embedded store directory (``db`` or ``home/qdrant``)."""
+        return self.db if self.db is not None else self.home / "qdrant"
+
+    def collection_name(self, model_id: str) -> str:
+        """One collection per model id, so vectors of two models never mix."""
+        return f"{self.collection_prefix}-{model_id}"
+
+
+class MaterialPayload(BaseModel):
+    """What each point carries besides its vectors; the fields filters use are indexed."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    material_id: str = Field(description='"<source>:<source_id>", e.g. "cod:1000000"')
+    source: str = Field(description="cod, mp, aflow, pymatgen, user, ...")
+    source_id: str
+    formula: str = Field(description="reduced formula")
+    elements: list[str] = Field(description="element symbols, sorted")
+    n_elements: int
+    n_sites: int = Field(description="sites in the primitive cell")
+    spacegroup_number: int | None = None
+    spacegroup_symbol: str | None = None
+    density: float = Field(description="g/cm³")
+    volume: float = Field(description="Å³, primitive cell")
+    disordered: bool = False
+    cod_id: str | None = None
+    doi: str | None = None
+    journal: str | None = None
+    year: int | None = None
+    title: str | None = None
+    mineral: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict, description="aflow label, strukturbericht, mineral...")
+    content_hash: str = Field(description="sha256 of the structure input as read")
+    ingested_at: str = Field(description="ISO 8601 UTC")
+
+
+def _element_list(values: Any, field: str) -> list[str]:
+    from pymatgen.core import Element
+
+    if isinstance(values, str):
+        values = [v for v in values.replace("-", ",").split(",") if v.strip()]
+    out = []
+    for value in values:
+        symbol = str(value).strip()
+        symbol = symbol[:1].upper() + symbol[1:].lower()
+        if not Element.is_valid_symbol(symbol):
+            raise ValueError(f"{field}: {value!r} is not an element symbol")
+        out.append(symbol)
+    return sorted(set(out))
+
+
+class SearchFilters(BaseModel):
+    """Payload filters for search and count; every condition must hold (AND)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    elements_all: list[str] = Field(default_factory=list, description="must contain all of these elements")
+    elements_none: list[str] = Field(default_factory=list, description="must contain none of these elements")
+    chemical_system: str | None = Field(default=None, description='exactly these elements, e.g. "Co-Li-O"')
+    spacegroup_number: int | None = Field(default=None, ge=1, le=230)
+    min_sites: int | None = Field(default=None, ge=1)
+    max_sites: int | None = Field(default=None, ge=1)
+    sources: list[str] = Field(default_factory=list, description="any of these sources")
+
+    @field_validator("elements_all", "elements_none", mode="before")
+    @classmethod
+    def _elements(cls, value: Any, info) -> list[str]:
+        return _element_list(value, info.field_name)
+
+    @field_validator("chemical_system")
+    @classmethod
+    def _chemsys(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        elements = _element_list(value, "chemical_system")
+        if not elements:
+            raise ValueError("chemical_system: no elements given")
+        return "-".join(elements)
+
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _sources(cls, value: Any) -> list[str]:
+        if isinstance(value, str):
+            value = value.split(",")
+        return [str(v).strip() for v in value if str(v).strip()]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SearchFilters:
+        if self.min_sites is not None and self.max_sites is not None and self.min_sites > self.max_sites:
+            raise ValueError(f"min_sites ({self.min_sites}) is larger than max_sites ({self.max_sites})")
+        clash = set(self.elements_all) & set(self.elements_none)
+        if clash:
+            raise ValueError(f"elements {sorted(clash)} are both required and excluded")
+        return self
+
+    @property
+    def chemical_system_elements(self) -> list[str]:
+        return self.chemical_system.split("-") if self.chemical_system else []
+
+    def is_empty(self) -> bool:
+        return self == SearchFilters()
+
+
+class Hit(BaseModel):
+    """One search result: Euclidean distance (smaller is closer) and the stored payload."""
+
+    material_id: str
+    distance: float
+    payload: MaterialPayload
+
+
+class MaterialRecord(BaseModel):
+    """A stored point read back by id; ``vectors`` only when asked for."""
+
+    material_id: str
+    payload: MaterialPayload
+    vectors: dict[str, list[float]] | None = None
+
+
+class PointIn(BaseModel):
+    """A point to write: payload plus both vectors, written in one operation (never half a point)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    payload: MaterialPayload
+    crystal: np.ndarray
+    xrd: np.ndarray
+
+    @field_validator("crystal", "xrd", mode="before")
+    @classmethod
+    def _vector(cls, value: Any, info) -> np.ndarray:
+        array = np.asarray(value, dtype=np.float32)
+        if array.ndim != 1 or array.size == 0:
+            raise ValueError(f"{info.field_name} must be a 1-D vector, got shape {array.shape}")
+        if not np.all(np.isfinite(array)):
+            raise ValueError(f"{info.field_name} vector holds NaN or infinite values")
+        return array

@@ -1,0 +1,211 @@
+"""Remote store: a Qdrant server or cluster through qdrant-client over gRPC (``QDRANT_URL``).
+
+Kept thin on purpose: the client's own models, the same collection layout, payload indexes and
+filters as :mod:`service.store.edge`, so the two engines are interchangeable (see the congruence
+tests, which run when ``QDRANT_URL`` is set; ``deploy/docker-compose.yml`` starts a server).
+"""
+
+from __future__ import annotations
+
+import logging
+import urllib.request
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+from service.store.base import (
+    INTEGER_INDEXES,
+    KEYWORD_INDEXES,
+    StoreError,
+    VectorName,
+    VectorStore,
+    build_filter,
+    check_using,
+    check_vector,
+)
+from service.store.models import VECTOR_NAMES, Hit, MaterialPayload, MaterialRecord, PointIn, SearchFilters
+from service.store.payload import point_id_for
+
+logger = logging.getLogger(__name__)
+
+HNSW_EF = 128
+"""Candidates per HNSW query (as in the embedded store)."""
+SCROLL_PAGE = 1024
+TIMEOUT_S = 60
+
+
+class RemoteStore(VectorStore):
+    """A collection on a Qdrant server, created on first use with the embedded store's layout.
+
+    Args:
+        url: Server URL (``http://host:6333``; gRPC on 6334 is used for data).
+        collection: Collection name (one per model id).
+        model_id: The model whose vectors it holds.
+        dim: Vector dimension.
+        api_key: Server API key, if any.
+    """
+
+    engine = "qdrant-server"
+
+    def __init__(self, url: str, collection: str, model_id: str, dim: int = 1024, api_key: str | None = None) -> None:
+        from qdrant_client import QdrantClient, models
+
+        self.url, self.collection, self.model_id, self.dim = url, collection, model_id, int(dim)
+        self._api_key = api_key
+        self._m = models
+        self._models = SimpleNamespace(
+            Filter=models.Filter,
+            FieldCondition=models.FieldCondition,
+            MatchValue=models.MatchValue,
+            MatchAny=models.MatchAny,
+            Range=models.Range,
+        )
+        self.client = QdrantClient(url=url, api_key=api_key, prefer_grpc=True, timeout=TIMEOUT_S)
+        self._ensure_collection()
+
+    def _ensure_collection(self) -> None:
+        m = self._m
+        if self.client.collection_exists(self.collection):
+            info = self.client.get_collection(self.collection)
+            vectors = info.config.params.vectors
+            sizes = {name: v.size for name, v in vectors.items()} if isinstance(vectors, dict) else {}
+            if sizes != dict.fromkeys(VECTOR_NAMES, self.dim):
+                raise StoreError(f"collection {self.collection} has vectors {sizes}, expected {self.dim}-d crystal/xrd")
+        else:
+            params = m.VectorParams(size=self.dim, distance=m.Distance.EUCLID)
+            self.client.create_collection(
+                self.collection,
+                vectors_config=dict.fromkeys(VECTOR_NAMES, params),
+                metadata={"model_id": self.model_id},
+            )
+        for name in KEYWORD_INDEXES:
+            self.client.create_payload_index(self.collection, name, m.PayloadSchemaType.KEYWORD, wait=True)
+        for name in INTEGER_INDEXES:
+            self.client.create_payload_index(self.collection, name, m.PayloadSchemaType.INTEGER, wait=True)
+
+    def upsert(self, points: list[PointIn]) -> None:
+        if not points:
+            return
+        structs = [
+            self._m.PointStruct(
+                id=point_id_for(p.payload.material_id),
+                vector={
+                    "crystal": check_vector(p.crystal, self.dim, f"{p.payload.material_id} crystal vector"),
+                    "xrd": check_vector(p.xrd, self.dim, f"{p.payload.material_id} xrd vector"),
+                },
+                payload=p.payload.model_dump(mode="json"),
+            )
+            for p in points
+        ]
+        self.client.upsert(self.collection, points=structs, wait=True)
+
+    def search(
+        self,
+        vector: np.ndarray,
+        *,
+        using: VectorName = "crystal",
+        k: int = 10,
+        filters: SearchFilters | None = None,
+        exact: bool | None = None,
+    ) -> list[Hit]:
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        params = self._m.SearchParams(exact=bool(exact), hnsw_ef=None if exact else max(HNSW_EF, k))
+        result = self.client.query_points(
+            self.collection,
+            query=check_vector(vector, self.dim),
+            using=check_using(using),
+            query_filter=build_filter(filters, self._models),
+            search_params=params,
+            limit=k,
+            with_payload=True,
+        )
+        return [
+            Hit(material_id=p.payload["material_id"], distance=float(p.score), payload=MaterialPayload(**p.payload))
+            for p in result.points
+        ]
+
+    def _retrieve(self, material_ids: list[str], with_payload, with_vectors: bool) -> list:
+        ids = [point_id_for(m) for m in material_ids]
+        if not ids:
+            return []
+        return self.client.retrieve(self.collection, ids, with_payload=with_payload, with_vectors=with_vectors)
+
+    def get(self, material_ids: list[str], with_vectors: bool = False) -> list[MaterialRecord]:
+        found = {}
+        for r in self._retrieve(material_ids, True, with_vectors):
+            vectors = {k: list(map(float, v)) for k, v in r.vector.items()} if with_vectors and r.vector else None
+            found[r.payload["material_id"]] = MaterialRecord(
+                material_id=r.payload["material_id"], payload=MaterialPayload(**r.payload), vectors=vectors
+            )
+        return [found[m] for m in dict.fromkeys(material_ids) if m in found]
+
+    def delete(self, material_ids: list[str]) -> int:
+        records = self._retrieve(material_ids, False, False)
+        if records:
+            selector = self._m.PointIdsList(points=[r.id for r in records])
+            self.client.delete(self.collection, points_selector=selector, wait=True)
+        return len(records)
+
+    def count(self, filters: SearchFilters | None = None) -> int:
+        return self.client.count(self.collection, count_filter=build_filter(filters, self._models), exact=True).count
+
+    def content_hashes(self, material_ids: list[str]) -> dict[str, str]:
+        records = self._retrieve(material_ids, ["material_id", "content_hash"], False)
+        return {r.payload["material_id"]: r.payload["content_hash"] for r in records}
+
+    def iter_ids(self) -> list[str]:
+        out: list[str] = []
+        offset = None
+        while True:
+            records, offset = self.client.scroll(
+                self.collection, offset=offset, limit=SCROLL_PAGE, with_payload=["material_id"]
+            )
+            out.extend(r.payload["material_id"] for r in records)
+            if offset is None:
+                return out
+
+    def optimize(self) -> None:
+        """The server builds HNSW in the background on its own; nothing to do."""
+
+    def _http_base(self) -> str:
+        return self.url.rstrip("/")
+
+    def _request(self, url: str, data: bytes | None = None, headers: dict | None = None):
+        headers = dict(headers or {})
+        if self._api_key:
+            headers["api-key"] = self._api_key
+        return urllib.request.urlopen(urllib.request.Request(url, data=data, headers=headers), timeout=600)
+
+    def snapshot(self, path: str | Path) -> Path:
+        """Create a server-side collection snapshot and download it to ``path``."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        description = self.client.create_snapshot(self.collection, wait=True)
+        if description is None:
+            raise StoreError(f"the server did not create a snapshot of {self.collection}")
+        url = f"{self._http_base()}/collections/{self.collection}/snapshots/{description.name}"
+        with self._request(url) as response, path.open("wb") as out:
+            while chunk := response.read(1 << 20):
+                out.write(chunk)
+        return path
+
+    def restore(self, path: str | Path) -> None:
+        """Upload a snapshot (from :meth:`snapshot`) and recover the collection from it."""
+        path = Path(path)
+        boundary = "matconcept-snapshot-boundary"
+        body = (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="snapshot"; filename="{path.name}"\r\n'
+                "Content-Type: application/octet-stream\r\n\r\n"
+            ).encode()
+            + path.read_bytes()
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        url = f"{self._http_base()}/collections/{self.collection}/snapshots/upload?priority=snapshot&wait=true"
+        with self._request(url, data=body, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}):
+            pass
+
+    def close(self) -> None:
+        self.client.close()

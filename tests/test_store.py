@@ -1,0 +1,236 @@
+"""The store on real parts: qdrant-edge on disk, payloads and vectors of real COD structures.
+
+Filters are checked against the same predicate evaluated in Python over every stored payload, each
+with a case where it must exclude something. The congruence test runs the same operations against a
+Qdrant server when ``QDRANT_URL`` is set (``docker compose -f deploy/docker-compose.yml up qdrant``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from service.store import MaterialPayload, PointIn, SearchFilters, StoreLockedError, StoreSettings, open_store
+from service.store.base import StoreError
+from service.store.edge import EdgeStore
+from service.store.payload import point_id
+
+MODEL = "mc-test-store"
+
+
+@pytest.fixture(scope="module")
+def points(random_model) -> list[PointIn]:
+    """Real points: the crystals package's COD CIFs, featurized and embedded by the random model."""
+    from encoders.builtin import crystals_cifs
+    from encoders.embedder import Embedder
+    from encoders.pipeline import featurize_entries
+    from encoders.sources import iter_entries
+    from service.ingest import label_entry, points_from_featurized
+
+    entries = list(iter_entries(crystals_cifs()))
+    labels = {e.name: label_entry(e, "cod") for e in entries}
+    results = [r for r in featurize_entries(entries, workers=1) if r.error is None]
+    unique = {labels[r.entry_name].material_id: r for r in results}  # gamma-Pu is shipped twice
+    results = list(unique.values())
+    out = points_from_featurized(results, [labels[r.entry_name] for r in results], Embedder(random_model, "cpu"))
+    # Give a few a second source so the source filter has something to separate.
+    for p in out[::7]:
+        p.payload.source = "aflow"
+    return out
+
+
+@pytest.fixture
+def store(tmp_path, points):
+    with EdgeStore(tmp_path / "collection", MODEL, 1024) as s:
+        s.upsert(points)
+        yield s
+
+
+def _ids(hits) -> set[str]:
+    return {h.material_id for h in hits}
+
+
+def test_upsert_get_count_and_idempotent_reupsert(store, points):
+    assert store.count() == len(points)
+    store.upsert(points[:5])  # same ids → replaced, not duplicated
+    assert store.count() == len(points)
+    assert sorted(store.iter_ids()) == sorted(p.payload.material_id for p in points)
+    wanted = [points[3].payload.material_id, "cod:does-not-exist", points[0].payload.material_id]
+    records = store.get(wanted, with_vectors=True)
+    assert [r.material_id for r in records] == [wanted[0], wanted[2]]
+    assert records[0].payload == points[3].payload
+    np.testing.assert_allclose(records[0].vectors["crystal"], points[3].crystal, rtol=1e-6)
+    np.testing.assert_allclose(records[0].vectors["xrd"], points[3].xrd, rtol=1e-6)
+    assert store.get(wanted)[0].vectors is None
+    hashes = store.content_hashes(wanted)
+    assert hashes == {wanted[0]: points[3].payload.content_hash, wanted[2]: points[0].payload.content_hash}
+
+
+def test_search_is_exact_euclidean_nearest_first(store, points):
+    query = points[10].crystal
+    hits = store.search(query, k=5)
+    assert hits[0].material_id == points[10].payload.material_id and hits[0].distance < 1e-3
+    distances = np.array([np.linalg.norm(p.crystal - query) for p in points])
+    expected = [points[i].payload.material_id for i in np.argsort(distances)[:5]]
+    assert [h.material_id for h in hits] == expected
+    np.testing.assert_allclose([h.distance for h in hits], np.sort(distances)[:5], rtol=1e-4, atol=1e-4)
+    xrd_hits = store.search(points[10].xrd, using="xrd", k=3, exact=True)
+    assert xrd_hits[0].material_id == points[10].payload.material_id
+    with pytest.raises(ValueError, match="dimensions"):
+        store.search(np.zeros(7))
+    with pytest.raises(ValueError, match="NaN"):
+        store.search(np.full(1024, np.nan))
+    with pytest.raises(ValueError, match="using"):
+        store.search(query, using="graph")
+
+
+FILTER_CASES: list[tuple[dict, Callable[[MaterialPayload], bool]]] = [
+    ({"elements_all": ["O"]}, lambda p: "O" in p.elements),
+    ({"elements_all": ["Ba", "o"]}, lambda p: {"Ba", "O"} <= set(p.elements)),
+    ({"elements_none": ["O"]}, lambda p: "O" not in p.elements),
+    ({"elements_none": "O,V"}, lambda p: not {"O", "V"} & set(p.elements)),
+    ({"chemical_system": "O-V"}, lambda p: set(p.elements) == {"O", "V"}),
+    ({"chemical_system": "Ti-O-Ba"}, lambda p: set(p.elements) == {"Ba", "O", "Ti"}),
+    ({"spacegroup_number": 225}, lambda p: p.spacegroup_number == 225),
+    ({"min_sites": 4}, lambda p: p.n_sites >= 4),
+    ({"max_sites": 2}, lambda p: p.n_sites <= 2),
+    ({"min_sites": 2, "max_sites": 6}, lambda p: 2 <= p.n_sites <= 6),
+    ({"sources": ["aflow"]}, lambda p: p.source == "aflow"),
+    (
+        {"sources": ["cod"], "elements_all": ["O"], "max_sites": 12},
+        lambda p: p.source == "cod" and "O" in p.elements and p.n_sites <= 12,
+    ),
+]
+
+
+@pytest.mark.parametrize(("spec", "predicate"), FILTER_CASES, ids=[str(c[0]) for c in FILTER_CASES])
+def test_each_filter_returns_only_matching_payloads(store, points, spec, predicate):
+    filters = SearchFilters(**spec)
+    expected = {p.payload.material_id for p in points if predicate(p.payload)}
+    assert 0 < len(expected) < len(points), "the case must both match and exclude materials"
+    hits = store.search(points[0].crystal, k=len(points), filters=filters, exact=True)
+    assert _ids(hits) == expected
+    assert all(predicate(h.payload) for h in hits)
+    assert store.count(filters) == len(expected)
+    top = store.search(points[0].crystal, k=3, filters=filters)
+    assert _ids(top) <= expected and len(top) == min(3, len(expected))
+
+
+def test_filter_validation_errors_name_the_field():
+    with pytest.raises(ValueError, match="elements_all: 'Xx' is not an element"):
+        SearchFilters(elements_all=["Xx"])
+    with pytest.raises(ValueError, match="min_sites"):
+        SearchFilters(min_sites=10, max_sites=2)
+    with pytest.raises(ValueError, match="both required and excluded"):
+        SearchFilters(elements_all=["O"], elements_none=["O"])
+    with pytest.raises(ValueError, match="Extra inputs"):
+        SearchFilters(element="O")
+    assert SearchFilters(chemical_system="o-li-Co").chemical_system == "Co-Li-O"
+
+
+def test_delete(store, points):
+    ids = [p.payload.material_id for p in points[:3]]
+    assert store.delete([*ids, "cod:missing"]) == 3
+    assert store.count() == len(points) - 3
+    assert store.get(ids) == []
+    assert store.delete(ids) == 0
+
+
+def test_reopen_keeps_points_and_indexes(tmp_path, points):
+    directory = tmp_path / "c"
+    with EdgeStore(directory, MODEL) as s:
+        s.upsert(points)
+    with EdgeStore(directory, MODEL) as s:
+        assert s.count() == len(points)
+        assert s.count(SearchFilters(elements_all=["O"])) == sum("O" in p.payload.elements for p in points)
+    with pytest.raises(StoreError, match="holds vectors of model"):
+        EdgeStore(directory, "mc-another-model")
+
+
+def test_hnsw_after_optimize_matches_exact_search(store, points):
+    store.optimize()
+    for p in points[:5]:
+        approx = store.search(p.crystal, k=10)
+        exact = store.search(p.crystal, k=10, exact=True)
+        assert [h.material_id for h in approx] == [h.material_id for h in exact]
+
+
+def test_snapshot_and_restore(tmp_path, store, points):
+    snap = store.snapshot(tmp_path / "snaps" / "store.tar.gz")
+    assert snap.is_file() and snap.stat().st_size > 0
+    store.delete([p.payload.material_id for p in points[:10]])
+    assert store.count() == len(points) - 10
+    store.restore(snap)
+    assert store.count() == len(points)
+    assert store.search(points[1].crystal, k=1)[0].material_id == points[1].payload.material_id
+    bad = tmp_path / "bad.tar.gz"
+    bad.write_bytes(b"not a tar file")
+    with pytest.raises(StoreError, match=r"bad\.tar\.gz"):
+        store.restore(bad)
+    assert store.count() == len(points)  # a failed restore changes nothing
+    with EdgeStore(tmp_path / "other", "mc-other") as other, pytest.raises(StoreError, match="snapshot of model"):
+        other.restore(snap)
+
+
+def test_second_process_gets_a_clear_lock_error(tmp_path, store):
+    code = textwrap.dedent(f"""
+        from service.store.edge import EdgeStore
+        from service.store import StoreLockedError
+        try:
+            EdgeStore({str(store.directory)!r}, {MODEL!r})
+        except StoreLockedError as exc:
+            print("LOCKED", exc)
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert "LOCKED" in proc.stdout and "in use by another process" in proc.stdout, proc.stderr
+    assert str(os.getpid()) in proc.stdout
+    with pytest.raises(StoreLockedError):
+        EdgeStore(store.directory, MODEL)
+
+
+def test_point_ids_are_deterministic_uuid5():
+    assert point_id("cod", "1000000") == point_id("cod", "1000000")
+    assert point_id("cod", "1000000") != point_id("mp", "1000000")
+
+
+def test_settings_and_open_store(tmp_path, monkeypatch, points):
+    monkeypatch.setenv("MATCONCEPT_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("QDRANT_URL", raising=False)
+    settings = StoreSettings()
+    assert settings.db_dir == tmp_path / "home" / "qdrant"
+    with open_store(settings, MODEL) as s:
+        assert s.engine == "qdrant-edge" and s.count() == 0
+        s.upsert(points[:2])
+    assert (settings.db_dir / f"matconcept-{MODEL}").is_dir()
+    monkeypatch.setenv("QDRANT_URL", "http://qdrant.example:6333")
+    assert StoreSettings().qdrant_url == "http://qdrant.example:6333"
+
+
+@pytest.mark.skipif(not os.environ.get("QDRANT_URL"), reason="needs a Qdrant server (set QDRANT_URL)")
+def test_remote_and_embedded_engines_agree(tmp_path, points):
+    settings = StoreSettings(collection_prefix=f"matconcept-test-{os.getpid()}")
+    remote = open_store(settings, MODEL)
+    try:
+        assert remote.engine == "qdrant-server"
+        remote.upsert(points)
+        with EdgeStore(tmp_path / "edge", MODEL) as edge:
+            edge.upsert(points)
+            assert remote.count() == edge.count() == len(points)
+            for spec, _ in FILTER_CASES:
+                f = SearchFilters(**spec)
+                assert remote.count(f) == edge.count(f)
+                a = remote.search(points[2].crystal, k=8, filters=f, exact=True)
+                b = edge.search(points[2].crystal, k=8, filters=f, exact=True)
+                assert [h.material_id for h in a] == [h.material_id for h in b]
+            ids = [p.payload.material_id for p in points[:4]]
+            assert remote.content_hashes(ids) == edge.content_hashes(ids)
+            assert remote.delete(ids) == edge.delete(ids) == 4
+    finally:
+        remote.client.delete_collection(remote.collection)
+        remote.close()
