@@ -1,0 +1,211 @@
+"""One evaluation run: embed a labelled set, score it beside the baselines, return every figure.
+
+Steps (each timed, each with a progress bar where it takes seconds):
+
+1. embed every item with both encoders (crystal graph and simulated XRD);
+2. cross-modal retrieval over the whole set, both directions (the paper's validation metric);
+3. on a subsample of at most ``baseline_limit`` items (CrystalNN costs ~0.25 s a structure):
+   featurize with each baseline, then neighbour quality per label kind for every method;
+4. robustness of every method to supercells, permutation, strain and displacement;
+5. few-shot random-forest probes (crystal system, density, family) for every method.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+from tqdm import tqdm
+
+from training.evaluation.baselines import BASELINES, make_baselines
+from training.evaluation.data import EvalItem, subsample
+from training.evaluation.metrics import NeighbourQuality, neighbour_quality, retrieval_curve
+from training.evaluation.probes import ProbeResult, few_shot_probe
+from training.evaluation.robustness import (
+    RobustnessResult,
+    nearest_other_by_formula,
+    perturbations,
+    robustness,
+)
+
+logger = logging.getLogger(__name__)
+
+EMBEDDING = "embedding"
+"""Name of our model's crystal embedding among the compared representations."""
+LABEL_KINDS = ("prototype", "aflow", "strukturbericht", "pearson", "mineral", "user")
+"""Family labels scored for neighbour quality, when at least :data:`MIN_QUERIES` items share one."""
+MIN_QUERIES = 10
+
+
+class EvaluationConfig(BaseModel):
+    """What to compute; defaults keep the default test split under 10 minutes on 2 cores."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_k: int = Field(default=10, ge=1, description="retrieval curve length (top-1..top-max_k)")
+    ks: list[int] = Field(default=[1, 5, 10, 20, 50], description="k of precision@k")
+    baselines: list[str] = Field(default_factory=lambda: list(BASELINES))
+    baseline_limit: int | None = Field(default=1000, ge=2, description="items compared with the baselines")
+    robustness_sample: int = Field(default=30, ge=0, description="structures perturbed")
+    robustness_max_sites: int = Field(default=16, ge=1, description="largest primitive cell perturbed")
+    probe_sizes: list[int] = Field(default=[10, 20, 50, 100])
+    probe_repeats: int = Field(default=3, ge=1)
+    seed: int = 0
+    workers: int | None = Field(default=None, description="processes for the CrystalNN baseline")
+
+
+class RetrievalResult(BaseModel):
+    """Top-k accuracy (k = 1..max_k) of finding an item's other modality among all n items."""
+
+    n: int
+    xrd_to_structure: list[float]
+    structure_to_xrd: list[float]
+    chance: list[float] = Field(description="k / n: a random ranking")
+
+
+class DatasetInfo(BaseModel):
+    source: str
+    split: str | None = None
+    n_items: int
+    n_groups: int
+    n_compared: int = Field(description="items in the embedding-vs-baselines comparison")
+    skipped: list[dict] = Field(default_factory=list, description="inputs that could not be used, with why")
+
+
+class EvaluationReport(BaseModel):
+    """Every figure of one evaluation (what ``matconcept evaluate --json`` prints)."""
+
+    model_id: str
+    model_note: str = ""
+    dataset: DatasetInfo
+    config: EvaluationConfig
+    retrieval: RetrievalResult
+    neighbour_quality: dict[str, dict[str, NeighbourQuality]] = Field(description="label kind → method → scores")
+    robustness: dict[str, RobustnessResult] = Field(description="method → scores")
+    probes: list[ProbeResult]
+    seconds: dict[str, float]
+
+
+def strukturbericht_class(designation: str) -> str:
+    """``B1`` → ``B``, ``C1_b`` → ``C``, ``L1_2`` → ``L``: the class letter of a Strukturbericht designation."""
+    return designation[:1].upper() if designation[:1].isalpha() else ""
+
+
+def _family_target(items: Sequence[EvalItem]) -> tuple[str, np.ndarray]:
+    if any("user" in it.labels for it in items):
+        return "family (user labels)", np.array([it.labels.get("user", "") for it in items], dtype=object)
+    values = [strukturbericht_class(it.labels.get("strukturbericht", "")) for it in items]
+    return "family (Strukturbericht class)", np.array(values, dtype=object)
+
+
+def evaluate(
+    items: Sequence[EvalItem], embedder, config: EvaluationConfig | None = None, dataset: DatasetInfo | None = None
+) -> EvaluationReport:
+    """Score ``embedder`` (an :class:`encoders.embedder.Embedder`) on ``items`` beside the baselines."""
+    config = config or EvaluationConfig()
+    if len(items) < 2:
+        raise ValueError(f"an evaluation needs at least 2 structures, got {len(items)}")
+    seconds: dict[str, float] = {}
+    tick = time.perf_counter()
+
+    # 1. embeddings of the whole set
+    graphs = [embedder.featurizer.featurize(it.structure) for it in tqdm(items, desc="featurize", disable=None)]
+    crystal, xrd = embedder.embed_graphs(graphs)
+    seconds["embed"] = time.perf_counter() - tick
+
+    # 2. cross-modal retrieval over everything
+    tick = time.perf_counter()
+    n = len(items)
+    retrieval = RetrievalResult(
+        n=n,
+        xrd_to_structure=retrieval_curve(xrd, crystal, config.max_k).tolist(),
+        structure_to_xrd=retrieval_curve(crystal, xrd, config.max_k).tolist(),
+        chance=[min(1.0, k / n) for k in range(1, config.max_k + 1)],
+    )
+    seconds["retrieval"] = time.perf_counter() - tick
+
+    # 3. the compared subsample, its baseline vectors and neighbour quality
+    tick = time.perf_counter()
+    sub = subsample(list(items), config.baseline_limit, config.seed)
+    index = {it.id: i for i, it in enumerate(items)}
+    sub_idx = np.array([index[it.id] for it in sub])
+    structures = [it.structure for it in sub]
+    descriptors = make_baselines(config.baselines, config.workers)
+    features: dict[str, np.ndarray] = {EMBEDDING: crystal[sub_idx].astype(np.float64)}
+    for d in descriptors:
+        features[d.name] = d.featurize(structures)
+    seconds["baselines"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    quality: dict[str, dict[str, NeighbourQuality]] = {}
+    for kind in LABEL_KINDS:
+        labels = [it.labels.get(kind, "") for it in sub]
+        keep = np.array([bool(lab) for lab in labels])
+        if keep.sum() < 2:
+            continue
+        kept_labels = [lab for lab in labels if lab]
+        first = neighbour_quality(features[EMBEDDING][keep], kept_labels, config.ks)
+        if first.n_queries < MIN_QUERIES:
+            continue
+        quality[kind] = {EMBEDDING: first}
+        for name, x in features.items():
+            if name != EMBEDDING:
+                quality[kind][name] = neighbour_quality(x[keep], kept_labels, config.ks)
+    seconds["neighbour_quality"] = time.perf_counter() - tick
+
+    # 4. robustness
+    tick = time.perf_counter()
+    rng = np.random.default_rng(config.seed)
+    small = [i for i, it in enumerate(sub) if len(it.structure) <= config.robustness_max_sites]
+    picked = sorted(rng.choice(small, size=min(config.robustness_sample, len(small)), replace=False).tolist())
+    robust: dict[str, RobustnessResult] = {}
+    if picked:
+        variants: dict[str, list] = {}
+        for i in picked:
+            for name, s in perturbations(sub[i].structure, rng).items():
+                variants.setdefault(name, []).append(s)
+        formulas = [it.formula for it in sub]
+
+        def embed(structures):
+            return embedder.embed_structures(structures)[0].astype(np.float64)
+
+        featurizers = {EMBEDDING: embed, **{d.name: d.featurize for d in descriptors}}
+        for name, fn in featurizers.items():
+            robust[name] = robustness(
+                fn, features[name], picked, variants, nearest_other_by_formula(features[name], formulas)
+            )
+    seconds["robustness"] = time.perf_counter() - tick
+
+    # 5. probes
+    tick = time.perf_counter()
+    groups = np.array([it.group for it in sub], dtype=object)
+    system = np.array([it.labels["crystal_system"] for it in sub], dtype=object)
+    density = np.array([it.density for it in sub])
+    family_name, family = _family_target(sub)
+    common = {"sizes": config.probe_sizes, "repeats": config.probe_repeats, "seed": config.seed}
+    probes = [
+        few_shot_probe(features, system, system, groups, name="crystal_system", **common),
+        few_shot_probe(features, density, system, groups, regression=True, name="density", **common),
+    ]
+    if (family != "").sum() >= 2:
+        probes.append(few_shot_probe(features, family, family, groups, name=family_name, **common))
+    seconds["probes"] = time.perf_counter() - tick
+
+    dataset = dataset or DatasetInfo(source="items", n_items=n, n_groups=0, n_compared=0)
+    dataset = dataset.model_copy(
+        update={"n_items": n, "n_groups": len({it.group for it in items}), "n_compared": len(sub)}
+    )
+    return EvaluationReport(
+        model_id=embedder.model_id,
+        model_note=str(embedder.loaded.info.training.get("note", "")),
+        dataset=dataset,
+        config=config,
+        retrieval=retrieval,
+        neighbour_quality=quality,
+        robustness=robust,
+        probes=probes,
+        seconds={k: round(v, 2) for k, v in seconds.items()},
+    )
