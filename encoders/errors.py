@@ -54,6 +54,11 @@ class StructureInputError(ValueError):
         self.detail = detail
         super().__init__(f"{source}: {detail}")
 
+    def __reduce__(self) -> tuple:
+        # Rebuilt from all three fields: the default (ValueError's args) would call __init__ with the
+        # message only and fail, which hangs a process pool that sends this error back.
+        return type(self), (self.reason, self.source, self.detail)
+
     @property
     def message(self) -> str:
         """The human message: names the input and says what is wrong."""
