@@ -53,7 +53,8 @@ class EvalItem(BaseModel):
         id: Unique within the set (corpus id, ``aflow:<label>`` or the CIF's COD id / file stem).
         group: Prototype group (leave-groups-out unit); items without one are their own group.
         labels: Family labels by kind: ``prototype`` (the group), ``aflow``, ``pearson``,
-            ``strukturbericht``, ``mineral``, ``user``; ``crystal_system`` always.
+            ``strukturbericht`` and its class letter ``strukturbericht_class`` (B1 → B: AB compounds),
+            ``mineral``, ``user``; ``crystal_system`` always.
         density: g/cm³.
     """
 
@@ -76,6 +77,8 @@ def _item(
     anon = parsed.structure.composition.anonymized_formula
     group = group or f"{anon}_{sg}_{len(parsed.structure)}"
     labels = {"prototype": group, **labels, "crystal_system": crystal_system(sg)}
+    if labels.get("strukturbericht", "")[:1].isalpha():
+        labels["strukturbericht_class"] = labels["strukturbericht"][:1].upper()
     return EvalItem(
         id=item_id,
         formula=parsed.formula,

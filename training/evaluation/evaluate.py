@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 EMBEDDING = "embedding"
 """Name of our model's crystal embedding among the compared representations."""
-LABEL_KINDS = ("prototype", "aflow", "strukturbericht", "pearson", "mineral", "user")
+LABEL_KINDS = ("prototype", "aflow", "strukturbericht", "strukturbericht_class", "pearson", "mineral", "user")
 """Family labels scored for neighbour quality, when at least :data:`MIN_QUERIES` items share one."""
 MIN_QUERIES = 10
 
@@ -89,15 +89,10 @@ class EvaluationReport(BaseModel):
     seconds: dict[str, float]
 
 
-def strukturbericht_class(designation: str) -> str:
-    """``B1`` → ``B``, ``C1_b`` → ``C``, ``L1_2`` → ``L``: the class letter of a Strukturbericht designation."""
-    return designation[:1].upper() if designation[:1].isalpha() else ""
-
-
 def _family_target(items: Sequence[EvalItem]) -> tuple[str, np.ndarray]:
     if any("user" in it.labels for it in items):
         return "family (user labels)", np.array([it.labels.get("user", "") for it in items], dtype=object)
-    values = [strukturbericht_class(it.labels.get("strukturbericht", "")) for it in items]
+    values = [it.labels.get("strukturbericht_class", "") for it in items]
     return "family (Strukturbericht class)", np.array(values, dtype=object)
 
 
