@@ -83,8 +83,8 @@ class PointLabel:
 
 
 def label_entry(entry: RawEntry, source: str, tags: dict[str, str] | None = None) -> PointLabel:
-    """Label a raw entry: COD id (``_cod_database_code``) or file stem, and the sha256 of its bytes."""
-    return PointLabel(source, entry_source_id(entry), content_hash(entry.data or b""), dict(tags or {}))
+    """Label a raw entry: file stem (COD id for ``cod``, see ``entry_source_id``) and the sha256 of its bytes."""
+    return PointLabel(source, entry_source_id(entry, source), content_hash(entry.data or b""), dict(tags or {}))
 
 
 def points_from_featurized(
@@ -122,6 +122,7 @@ class _Run:
         self.slots = threading.Semaphore(MAX_IN_FLIGHT)
         self.stopped = threading.Event()
         self.skipped = 0  # counted by the feeder thread (stored, same hash); merged at the end
+        self.seen: dict[str, str] = {}  # feeder thread: material id → content hash of its last entry
         self.pending: dict[str, tuple[Featurized, PointLabel]] = {}
         self.done: dict[str, str] = {}  # material id → content hash written (or pending) in this run
         self.timer = {"lookup": 0.0, "featurize_wait": 0.0, "embed": 0.0, "upsert": 0.0}
@@ -140,7 +141,11 @@ class _Run:
             for entry, label in chunk:
                 self.summary.read += 1
                 label.stored_hash = stored.get(label.material_id) if entry.data is not None else None
-                if not self.force and label.stored_hash == label.content_hash:
+                earlier = self.seen.get(label.material_id, label.content_hash)
+                self.seen[label.material_id] = label.content_hash
+                # Skip only when stored and not preceded in this run by another version of the
+                # material: then the last version in input order wins, on every re-run alike.
+                if not self.force and label.stored_hash == label.content_hash == earlier:
                     self.skipped += 1
                     continue
                 while not self.slots.acquire(timeout=0.2):
@@ -290,10 +295,15 @@ def builtin_items() -> Iterator[tuple[RawEntry, PointLabel]]:
     """
     from encoders.builtin import aflow_prototypes, cod_cif_files, pymatgen_samples
 
+    uses: dict[str, int] = {}
     for item in (*aflow_prototypes(), *pymatgen_samples()):
+        # AFLOW labels are not unique (A_oC8_64_f is α-U, α-Ga...): number repeats in shipped order.
+        key = material_id(item.source, item.source_id)
+        uses[key] = uses.get(key, 0) + 1
+        source_id = item.source_id if uses[key] == 1 else f"{item.source_id}-{uses[key]}"
         data = json.dumps(item.structure.as_dict(), sort_keys=True).encode()
-        entry = RawEntry(f"{item.source}:{item.source_id}.json", item.source_id, data, len(data))
-        yield entry, PointLabel(item.source, item.source_id, content_hash(data), dict(item.tags))
+        entry = RawEntry(f"{item.source}:{source_id}.json", source_id, data, len(data))
+        yield entry, PointLabel(item.source, source_id, content_hash(data), dict(item.tags))
     for entry in iter_entries(cod_cif_files()):
         yield entry, label_entry(entry, "cod")
 

@@ -60,13 +60,15 @@ def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def entry_source_id(entry: RawEntry) -> str:
-    """The id a file gets: its ``_cod_database_code`` when present, else the file name without suffix.
+def entry_source_id(entry: RawEntry, source: str) -> str:
+    """The id a file gets within ``source``: the file name without suffix, except for ``cod``.
 
-    Read from the raw bytes (before parsing) so a re-run can skip unchanged entries without parsing
-    them; a COD mirror (``cif/1/00/00/1000000.cif``) gives the same id either way.
+    For ``source="cod"`` the ``_cod_database_code`` of the CIF is the id when present (a COD mirror
+    names files ``cif/1/00/00/1000000.cif`` anyway); other collections are identified by file name,
+    because edited or derived CIFs often keep the code of the COD entry they started from. Read from
+    the raw bytes (before parsing) so a re-run can skip unchanged entries without parsing them.
     """
-    if entry.data:
+    if source == "cod" and entry.data:
         match = _COD_CODE_RE.search(entry.data[:COD_CODE_SCAN_BYTES])
         if match:
             return match.group(1).decode("ascii")
