@@ -1,0 +1,125 @@
+"""``matconcept search`` over a real embedded store of the crystals package's COD CIFs.
+
+Most cases call the console script's ``main()`` in this process (same code a user runs, without a
+process start each); one case runs it as a real subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from encoders.builtin import crystals_cifs
+from service.cli import main
+from service.store.edge import EdgeStore
+from tests.data import cod_cif
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory):
+    """A store with every crystals CIF (source cod), embedded by the model the CLI uses by default."""
+    from encoders.checkpoint import resolve_model
+    from encoders.embedder import Embedder
+    from service.ingest import ingest
+    from service.store import StoreSettings, open_store
+
+    root = tmp_path_factory.mktemp("search")
+    embedder = Embedder(resolve_model(None, "cpu"), device="cpu")
+    settings = StoreSettings(db=root / "db", home=root / "home")
+    with open_store(settings, embedder.model_id) as store:
+        ingest(crystals_cifs(), store, embedder, source="cod", workers=1, progress=False)
+        payloads = [r.payload for r in store.get(store.iter_ids())]
+    return root / "db", embedder, payloads
+
+
+def _search(capsys, db, *args: str) -> tuple[int, str, str]:
+    code = main(["search", *args, "--db", str(db[0]), "--device", "cpu"])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_search_by_cif_file_prints_a_table(capsys, db):
+    code, out, _ = _search(capsys, db, str(cod_cif("BaTiO3_cubic")), "--top-k", "4")
+    assert code == 0
+    rows = [line.split() for line in out.splitlines()[2:]]
+    assert len(rows) == 4 and [r[0] for r in rows] == ["1", "2", "3", "4"]
+    assert rows[0][1:3] == ["cod:2100862", "BaTiO3"] and float(rows[0][-1]) < 1e-3
+    distances = [float(r[-1]) for r in rows]
+    assert distances == sorted(distances)
+
+
+def test_search_by_id_with_filters_json(capsys, db):
+    _, _, payloads = db
+    with_oxygen = {p.material_id for p in payloads if "O" in p.elements and p.n_sites <= 10}
+    code, out, _ = _search(
+        capsys, db, "cod:2100862", "--top-k", "200", "--filter", "elements_all=O", "--filter", "max_sites=10", "--json"
+    )
+    assert code == 0
+    result = json.loads(out)
+    ids = [h["material_id"] for h in result["hits"]]
+    assert set(ids) == with_oxygen and 0 < len(ids) < len(payloads)
+    assert ids[0] == "cod:2100862" and result["hits"][0]["distance"] < 1e-3
+    assert all("O" in h["payload"]["elements"] and h["payload"]["n_sites"] <= 10 for h in result["hits"])
+    assert [h["rank"] for h in result["hits"]] == list(range(1, len(ids) + 1))
+    code, out, _ = _search(capsys, db, "cod:2100862", "--filter", "chemical_system=Ti-O-Ba", "--json")
+    assert [h["material_id"] for h in json.loads(out)["hits"]] == [
+        p.material_id for p in payloads if set(p.elements) == {"Ba", "O", "Ti"}
+    ]
+
+
+def test_search_by_xrd_pattern(capsys, db, tmp_path, batio3):
+    from encoders.xrd import XRDSettings, XRDSimulator
+
+    settings = XRDSettings()
+    pattern = XRDSimulator(settings).pattern(batio3)
+    two_theta = settings.two_theta_min + settings.step * (np.arange(settings.n_bins) + 0.5)
+    xy = tmp_path / "measured.xy"
+    np.savetxt(xy, np.column_stack([two_theta, 1000 * pattern]))
+    code, out, _ = _search(capsys, db, "--xrd", str(xy), "--using", "xrd", "--top-k", "3", "--json")
+    assert code == 0
+    hits = json.loads(out)["hits"]
+    assert hits[0]["material_id"] == "cod:2100862" and hits[0]["distance"] < 0.05 * max(1.0, hits[1]["distance"])
+    code, out, _ = _search(capsys, db, "--xrd", str(xy), "--top-k", "5", "--json")  # cross-modal
+    cross = json.loads(out)
+    assert code == 0 and cross["using"] == "crystal" and len(cross["hits"]) == 5
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["cod:0000000"], "no stored material with this id"),
+        (["no-such-file.cif"], "no such file"),
+        (["cod:2100862", "--filter", "elements_all=Xx"], "'Xx' is not an element symbol"),
+        (["cod:2100862", "--filter", "spacegroup=225"], "spacegroup: Extra inputs are not permitted"),
+        (["cod:2100862", "--filter", "min_sites"], "is not KEY=VALUE"),
+        (["cod:2100862", "--xrd", "x.xy"], "exactly one of QUERY or --xrd"),
+        (["cod:2100862", "--top-k", "0"], "--top-k must be at least 1"),
+    ],
+)
+def test_bad_input_gets_a_clear_error(capsys, db, args, message):
+    code, out, err = _search(capsys, db, *args)
+    assert code == 2 and message in err and "Traceback" not in err and out == ""
+
+
+def test_bad_pattern_and_missing_store(capsys, db, tmp_path):
+    bad = tmp_path / "bad.xy"
+    bad.write_text("2theta intensity\nfoo bar\n")
+    code, _, err = _search(capsys, db, "--xrd", str(bad))
+    assert code == 2 and "bad.xy" in err
+    code = main(["search", "cod:1", "--db", str(tmp_path / "empty"), "--device", "cpu"])
+    assert code == 2 and "run `matconcept ingest`" in capsys.readouterr().err
+
+
+def test_search_subprocess_reports_a_store_owned_by_another_process(db):
+    directory, embedder, _ = db
+    command = [sys.executable, "-m", "service.cli", "search", "cod:2100862", "--db", str(directory), "--json"]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["hits"][0]["material_id"] == "cod:2100862"
+    with EdgeStore(directory / f"matconcept-{embedder.model_id}", embedder.model_id):
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 2 and "in use by another process" in proc.stderr and "Traceback" not in proc.stderr
