@@ -204,11 +204,8 @@ class EdgeStore(VectorStore):
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         query = q.Query.Nearest(check_vector(vector, self.dim), using=check_using(using))
-        params = None
-        if exact is True:
-            params = q.SearchParams(exact=True)
-        elif exact is False or self.hnsw_ready:
-            params = q.SearchParams(hnsw_ef=max(HNSW_EF, k))
+        # Segments without HNSW (small, or not yet optimized) are scanned exactly whatever is asked.
+        params = q.SearchParams(exact=True) if exact else q.SearchParams(hnsw_ef=max(HNSW_EF, k))
         request = q.QueryRequest(
             limit=k, query=query, filter=build_filter(filters, self._models), params=params, with_payload=True
         )
