@@ -81,7 +81,9 @@ class SineCoulombSpectrum:
         self._matrix = SineCoulombMatrix(diag_elems=True, flatten=False)
 
     def one(self, structure: Structure) -> np.ndarray:
-        return spectrum(np.asarray(self._matrix.featurize(structure)[0], dtype=np.float64))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PendingDeprecationWarning)  # matminer uses np.matrix
+            return spectrum(np.asarray(self._matrix.featurize(structure)[0], dtype=np.float64))
 
     def featurize(self, structures: Sequence[Structure]) -> np.ndarray:
         return _pad_spectra(_map(self.one, structures, self.name, fallback=lambda s: np.zeros(len(s))))

@@ -58,7 +58,8 @@ def _plot_precision(report: EvaluationReport, path: Path) -> None:
         if chance is not None:
             ax.axhline(chance, color="k", ls="--", label="chance")
         ax.set(xscale="log", xlabel="k", ylabel="precision@k", title=f"same {kind}", ylim=(0, 1.02))
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=FIGURE_DPI)
     plt.close(fig)
@@ -77,7 +78,8 @@ def _plot_probes(report: EvaluationReport, path: Path) -> None:
         if probe.chance is not None:
             ax.axhline(probe.chance, color="k", ls="--", label="chance")
         ax.set(xscale="log", xlabel="training examples per class", ylabel=probe.metric, title=probe.target)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=FIGURE_DPI)
     plt.close(fig)
