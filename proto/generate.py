@@ -8,7 +8,8 @@ Why the stubs live in ``service/rpc`` and not beside the contract: ``ray[serve]`
 every ``sys.path`` except the repository root (Ray workers, installed tools), so ``import proto``
 cannot be relied on. The contract keeps its canonical name ``matconcept/v1/matconcept.proto`` (the
 file name registered in the protobuf descriptor pool and shown by gRPC reflection); the one
-package import protoc writes into ``*_pb2_grpc.py`` is rewritten to ``service.rpc``.
+package import protoc writes into ``*_pb2_grpc.py`` and the module name the messages are built under in
+``*_pb2.py`` are rewritten to ``service.rpc``.
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ def generate(out_dir: Path) -> list[Path]:
             if not path.name.endswith(GENERATED_SUFFIXES):
                 continue
             text = path.read_text().replace(f"from {PROTOC_PACKAGE} import", f"from {TARGET_PACKAGE} import")
+            # The module name the message classes are built under (pickling, e.g. by Ray, imports it).
+            module = path.name.removesuffix(".py").removesuffix(".pyi")
+            text = text.replace(f"'{PROTOC_PACKAGE}.{module}'", f"'{TARGET_PACKAGE}.{module}'")
             target = out_dir / path.name
             target.write_text(text)
             written.append(target)
@@ -63,7 +67,11 @@ def stale(committed: Path = OUTPUT) -> list[str]:
     """Names of generated files that are missing or differ from a fresh generation."""
     with tempfile.TemporaryDirectory() as tmp:
         fresh = generate(Path(tmp))
-        return [p.name for p in fresh if not (committed / p.name).exists() or (committed / p.name).read_text() != p.read_text()]
+        return [
+            p.name
+            for p in fresh
+            if not (committed / p.name).exists() or (committed / p.name).read_text() != p.read_text()
+        ]
 
 
 def main(argv: list[str] | None = None) -> int:

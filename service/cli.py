@@ -7,7 +7,13 @@ import logging
 import sys
 from collections.abc import Sequence
 
-SUBCOMMAND_MODULES: tuple[str, ...] = ("encoders.cli", "service.store_cli", "training.evaluation.cli", "training.cli")
+SUBCOMMAND_MODULES: tuple[str, ...] = (
+    "encoders.cli",
+    "service.store_cli",
+    "training.evaluation.cli",
+    "training.cli",
+    "service.serve_cli",
+)
 """Modules that each expose ``add_parsers(subparsers)``; imported lazily so ``--help`` stays fast."""
 
 

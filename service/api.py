@@ -1,0 +1,240 @@
+"""What the service does, independent of the wire: pydantic query in, pydantic result out.
+
+The gRPC methods and the HTTP routes of the gateway are thin adapters around :class:`ServiceAPI`,
+so both ingresses check the same caps, keys and inputs and answer with the same errors
+(:class:`~service.schemas.ServiceError`, mapped to a gRPC status or an HTTP status). The API calls
+the embedder and store deployments through Serve handles; it never parses or embeds itself, which
+keeps the gateway replicas light (no torch, no pymatgen).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from service.schemas import (
+    DeleteQuery,
+    DeleteResult,
+    EmbeddedStructure,
+    EmbedQuery,
+    EmbedResult,
+    ErrorCode,
+    GetQuery,
+    GetResult,
+    PatternIn,
+    SearchQuery,
+    SearchResult,
+    ServiceError,
+    StatsResult,
+    StructureIn,
+    UpsertItemResult,
+    UpsertQuery,
+    UpsertResult,
+)
+from service.settings import AccessSettings, ServiceSettings
+
+logger = logging.getLogger(__name__)
+
+TOO_LARGE = "too_large"
+"""The parse reason (InputErrorReason.TOO_LARGE) that becomes RESOURCE_EXHAUSTED rather than INVALID_ARGUMENT."""
+
+
+def input_error(error: dict[str, str]) -> ServiceError:
+    """A StructureInputError (as its dict) → INVALID_ARGUMENT, or RESOURCE_EXHAUSTED when too large."""
+    reason = error.get("reason", "invalid")
+    code = ErrorCode.RESOURCE_EXHAUSTED if reason == TOO_LARGE else ErrorCode.INVALID_ARGUMENT
+    return ServiceError(code, f"{reason}: {error.get('message', '')}", reason)
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("matconcept")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+class ServiceAPI:
+    """The service's operations over an embedder and a store deployment.
+
+    Args:
+        embedder: Handle of :class:`service.app.EmbedderDeployment`.
+        store: Handle of :class:`service.app.StoreDeployment`.
+        settings: Caps and options.
+        access: The API key (read from the gateway replica's environment).
+        model_id: Model whose vectors the store holds; ``dim`` their dimension.
+    """
+
+    def __init__(
+        self, embedder: Any, store: Any, settings: ServiceSettings, access: AccessSettings, model_id: str, dim: int
+    ) -> None:
+        self.embedder, self.store = embedder, store
+        self.settings, self.access = settings, access
+        self.model_id, self.dim = model_id, dim
+
+    # -- checks -------------------------------------------------------------------------------
+    def authorize(self, header: str | None, *, write: bool) -> None:
+        """Raise UNAUTHENTICATED unless ``header`` carries the key this operation needs."""
+        problem = self.access.check(header, write=write, reads_keyed=self.settings.reads_require_key)
+        if problem is not None:
+            raise ServiceError(ErrorCode.UNAUTHENTICATED, problem, "unauthenticated")
+
+    def check_request_size(self, n_bytes: int) -> None:
+        limit = self.settings.max_request_bytes
+        if n_bytes > limit:
+            raise ServiceError(
+                ErrorCode.RESOURCE_EXHAUSTED,
+                f"request: {n_bytes} bytes, limit is {limit} (MATCONCEPT_MAX_REQUEST_BYTES)",
+                TOO_LARGE,
+            )
+
+    def _check_structure(self, s: StructureIn, field: str) -> None:
+        limit = self.settings.max_structure_bytes
+        if s.size > limit:
+            raise ServiceError(
+                ErrorCode.RESOURCE_EXHAUSTED,
+                f"too_large: {field} ({s.name}): {s.size} bytes, limit is {limit} (MATCONCEPT_MAX_STRUCTURE_BYTES)",
+                TOO_LARGE,
+            )
+
+    def _check_pattern(self, p: PatternIn, field: str) -> None:
+        n, limit = len(p.two_theta), self.settings.max_pattern_points
+        if n > limit:
+            raise ServiceError(
+                ErrorCode.RESOURCE_EXHAUSTED, f"too_large: {field}: {n} points, limit is {limit}", TOO_LARGE
+            )
+        if n != len(p.intensity):
+            raise ServiceError(
+                ErrorCode.INVALID_ARGUMENT,
+                f"bad_pattern: {field}: {n} 2θ values but {len(p.intensity)} intensities",
+                "bad_pattern",
+            )
+
+    def _check_ids(self, ids: list[str], field: str) -> None:
+        if len(ids) > self.settings.max_ids:
+            raise ServiceError(
+                ErrorCode.RESOURCE_EXHAUSTED, f"{field}: {len(ids)} ids, limit is {self.settings.max_ids}", TOO_LARGE
+            )
+        bad = [i for i in ids if ":" not in i or i.startswith(":") or i.endswith(":")]
+        if bad:
+            raise ServiceError(
+                ErrorCode.INVALID_ARGUMENT,
+                f"{field}: {bad[0]!r} is not a material id of the form <source>:<source_id> (e.g. cod:1000000)",
+                "bad_id",
+            )
+
+    # -- embedding ----------------------------------------------------------------------------
+    async def _embed_structure(self, s: StructureIn, field: str) -> EmbeddedStructure:
+        self._check_structure(s, field)
+        out: EmbeddedStructure = await self.embedder.embed_structure.remote(s, field)
+        if out.error is not None:
+            raise input_error(out.error)
+        return out
+
+    async def _embed_pattern(self, p: PatternIn, field: str) -> list[float]:
+        self._check_pattern(p, field)
+        out: EmbeddedStructure = await self.embedder.embed_pattern.remote(p, field)
+        if out.error is not None:
+            raise input_error(out.error)
+        return out.xrd or []
+
+    async def embed(self, q: EmbedQuery) -> EmbedResult:
+        if q.structure is not None:
+            out = await self._embed_structure(q.structure, "structure")
+            return EmbedResult(model_id=self.model_id, crystal=out.crystal, xrd=out.xrd or [], structure=out.summary)
+        xrd = await self._embed_pattern(q.pattern, "pattern")
+        return EmbedResult(model_id=self.model_id, xrd=xrd)
+
+    # -- search -------------------------------------------------------------------------------
+    async def search(self, q: SearchQuery) -> SearchResult:
+        if q.top_k > self.settings.max_top_k:
+            raise ServiceError(
+                ErrorCode.INVALID_ARGUMENT, f"top_k: {q.top_k} is above the limit {self.settings.max_top_k}", "top_k"
+            )
+        summary = None
+        if q.structure is not None:
+            out = await self._embed_structure(q.structure, "query.structure")
+            vector, summary = (out.crystal if q.using == "crystal" else out.xrd), out.summary
+        elif q.pattern is not None:
+            vector = await self._embed_pattern(q.pattern, "query.pattern")
+        elif q.material_id is not None:
+            self._check_ids([q.material_id], "query.material_id")
+            records = await self.store.get.remote([q.material_id], True)
+            if not records:
+                raise ServiceError(ErrorCode.NOT_FOUND, f"query.material_id: no stored material {q.material_id!r}")
+            vector = records[0].vectors[q.using]
+        else:
+            vector = q.vector or []
+            if len(vector) != self.dim:
+                raise ServiceError(
+                    ErrorCode.INVALID_ARGUMENT,
+                    f"query.vector: {len(vector)} values, the model's vectors have {self.dim}",
+                    "bad_vector",
+                )
+        hits = await self.store.search.remote(
+            vector, using=q.using, k=q.top_k, filters=q.filters, exact=True if q.exact else None
+        )
+        return SearchResult(model_id=self.model_id, using=q.using, hits=hits, query_structure=summary)
+
+    # -- reads and writes by id ---------------------------------------------------------------
+    async def get(self, q: GetQuery) -> GetResult:
+        self._check_ids(q.material_ids, "material_ids")
+        records = await self.store.get.remote(q.material_ids, q.with_vectors)
+        found = {r.material_id for r in records}
+        missing = [m for m in dict.fromkeys(q.material_ids) if m not in found]
+        if not records:
+            raise ServiceError(ErrorCode.NOT_FOUND, f"material_ids: no stored material {', '.join(map(repr, missing))}")
+        return GetResult(materials=records, missing=missing)
+
+    async def delete(self, q: DeleteQuery) -> DeleteResult:
+        self._check_ids(q.material_ids, "material_ids")
+        deleted, missing = await self.store.delete.remote(q.material_ids)
+        return DeleteResult(deleted=deleted, missing=missing)
+
+    async def upsert(self, q: UpsertQuery) -> UpsertResult:
+        """Embed every item (one batch), then write the new and changed ones; one status per item."""
+        if len(q.items) > self.settings.max_upsert_items:
+            raise ServiceError(
+                ErrorCode.RESOURCE_EXHAUSTED,
+                f"items: {len(q.items)} structures, limit is {self.settings.max_upsert_items} per request",
+                TOO_LARGE,
+            )
+        results: list[UpsertItemResult | None] = [None] * len(q.items)
+        todo = []
+        for i, item in enumerate(q.items):
+            try:
+                self._check_structure(item.structure, f"items[{i}].structure")
+            except ServiceError as exc:
+                results[i] = UpsertItemResult(index=i, status="failed", reason=exc.reason, message=exc.message)
+                continue
+            todo.append(i)
+        prepared = await self.embedder.prepare_points.remote([q.items[i] for i in todo], todo)
+        points = {}
+        for i, (material_id, point, error) in zip(todo, prepared, strict=True):
+            if error is not None:
+                results[i] = UpsertItemResult(
+                    index=i, material_id=material_id, status="failed", reason=error["reason"], message=error["message"]
+                )
+            else:
+                points[i] = point
+        stored_hashes = await self.store.content_hashes.remote([p.payload.material_id for p in points.values()])
+        to_write = {}
+        for i, point in points.items():
+            mid = point.payload.material_id
+            old = stored_hashes.get(mid)
+            status = "added" if old is None else "unchanged" if old == point.payload.content_hash else "updated"
+            results[i] = UpsertItemResult(index=i, material_id=mid, status=status)
+            if status != "unchanged":
+                to_write[mid] = point  # the last of repeated ids wins, as in ingest
+        if to_write:
+            await self.store.upsert.remote(list(to_write.values()))
+        done = [r for r in results if r is not None]
+        stored = sum(r.status in ("added", "updated") for r in done)
+        return UpsertResult(results=done, stored=stored, failed=sum(r.status == "failed" for r in done))
+
+    async def stats(self) -> StatsResult:
+        count, engine = await asyncio.gather(self.store.count.remote(), self.store.engine.remote())
+        return StatsResult(count=count, model_id=self.model_id, dim=self.dim, engine=engine, version=version())

@@ -1,0 +1,355 @@
+"""The Ray Serve application: an embedder, a store and a gateway (native gRPC + FastAPI HTTP).
+
+::
+
+    clients ──gRPC :9000──┐
+                          ├─► Gateway ──► EmbedderDeployment  (parse, featurize, batched forward; GPU if any)
+    clients ──HTTP :8000──┘        └────► StoreDeployment     (the one owner of the embedded store)
+
+The gateway answers the proto's RPCs by name (Serve's gRPC proxy routes ``/matconcept.v1.Matconcept/Search``
+to ``Gateway.Search``) and serves the FastAPI app of :mod:`service.http_api`. The embedded
+qdrant-edge store belongs to one process, so the store deployment has exactly one replica and every
+write goes through it; the embedder scales out.
+
+Build with :func:`build` (``serve run deploy/serve_config.yaml`` uses it as the application builder)
+or start everything with ``matconcept serve`` (:mod:`service.serve_cli`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import threading
+from typing import Any
+
+from pydantic import ValidationError
+from ray import serve
+from ray.serve.grpc_util import RayServegRPCContext
+
+from service import convert
+from service.api import ServiceAPI
+from service.http_api import make_http_app, validation_message
+from service.rpc import matconcept_pb2 as pb
+from service.schemas import (
+    EmbeddedStructure,
+    ErrorCode,
+    PatternIn,
+    ServiceError,
+    StructureIn,
+    StructureSummary,
+    UpsertItem,
+)
+from service.settings import AccessSettings, ServiceSettings
+
+logger = logging.getLogger(__name__)
+
+STORE_MAX_ONGOING = 256
+"""Concurrent calls into the store replica (they queue on its lock; each takes milliseconds)."""
+EMBEDDER_MAX_ONGOING = 256
+"""Requests an embedder replica accepts at once: enough to fill batches under load."""
+FORMAT_SUFFIX = {"cif": ".cif", "json": ".json", "poscar": ".vasp"}
+
+
+def _grpc_status(code: ErrorCode):
+    import grpc
+
+    return {
+        ErrorCode.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
+        ErrorCode.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+        ErrorCode.RESOURCE_EXHAUSTED: grpc.StatusCode.RESOURCE_EXHAUSTED,
+        ErrorCode.UNAUTHENTICATED: grpc.StatusCode.UNAUTHENTICATED,
+        ErrorCode.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+        ErrorCode.INTERNAL: grpc.StatusCode.INTERNAL,
+    }[code]
+
+
+def _summary(parsed) -> StructureSummary:
+    return StructureSummary(
+        formula=parsed.formula,
+        n_sites=len(parsed.structure),
+        spacegroup_number=parsed.spacegroup_number,
+        spacegroup_symbol=parsed.spacegroup_symbol,
+        disordered=parsed.disordered,
+    )
+
+
+_ATOMS_PER_SLOT = [125.0]
+"""Primitive-cell sites that count as one request slot in a graph batch: max_batch_atoms / max_batch_size,
+set by each embedder replica from its settings (one process per replica)."""
+
+
+def _graph_slots(graphs: list) -> int:
+    """``batch_size_fn`` of the graph batch: its count, with large cells counting as several requests."""
+    atoms = sum(int(g.num_nodes) for g in graphs)
+    return max(len(graphs), math.ceil(atoms / _ATOMS_PER_SLOT[0]))
+
+
+@serve.deployment(max_ongoing_requests=EMBEDDER_MAX_ONGOING)
+class EmbedderDeployment:
+    """Structures and patterns → vectors: parsing in a worker thread, the model in batches.
+
+    Requests arriving together share one forward pass (``@serve.batch``); a batch is capped by
+    request count (``max_batch_size``) and by total primitive-cell sites (``max_batch_atoms``), since
+    the graph convolution's cost grows with atoms, not with requests.
+    """
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        from encoders.checkpoint import resolve_model
+        from encoders.embedder import Embedder, default_device
+
+        device = settings.device or str(default_device())
+        self.settings = settings
+        self.limits = settings.parse_limits()
+        self.embedder = Embedder(resolve_model(settings.model_path, device), device=device)
+        self.xrd_settings = self.embedder.loaded.info.model.xrd
+        _ATOMS_PER_SLOT[0] = max(1.0, settings.max_batch_atoms / settings.max_batch_size)
+        self._forward_graphs.set_max_batch_size(settings.max_batch_size)
+        self._forward_graphs.set_batch_wait_timeout_s(settings.batch_wait_timeout_s)
+        self._forward_patterns.set_max_batch_size(settings.max_batch_size)
+        self._forward_patterns.set_batch_wait_timeout_s(settings.batch_wait_timeout_s)
+        logger.info("embedder ready: model %s on %s", self.embedder.model_id, device)
+
+    def model_id(self) -> str:
+        return self.embedder.model_id
+
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005, batch_size_fn=lambda graphs: _graph_slots(graphs))
+    async def _forward_graphs(self, graphs: list) -> list[tuple[list[float], list[float]]]:
+        crystal, xrd = await asyncio.to_thread(self.embedder.embed_graphs, graphs)
+        return [(c.tolist(), x.tolist()) for c, x in zip(crystal, xrd, strict=True)]
+
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
+    async def _forward_patterns(self, patterns: list) -> list[list[float]]:
+        import numpy as np
+
+        vectors = await asyncio.to_thread(self.embedder.embed_patterns, np.stack(patterns))
+        return [v.tolist() for v in vectors]
+
+    def _featurize(self, s: StructureIn, field: str):
+        from encoders.structure_io import read_structure
+
+        parsed = read_structure(s.content, name=f"{field} ({s.name})", fmt=s.format, limits=self.limits)
+        return parsed, self.embedder.featurizer.featurize(parsed.structure)
+
+    async def embed_structure(self, s: StructureIn, field: str = "structure") -> EmbeddedStructure:
+        """Both vectors of one structure (errors come back as ``error``, never raised)."""
+        from encoders.errors import StructureInputError
+
+        try:
+            parsed, graph = await asyncio.to_thread(self._featurize, s, field)
+        except StructureInputError as exc:
+            return EmbeddedStructure(error=exc.to_dict())
+        crystal, xrd = await self._forward_graphs(graph)
+        return EmbeddedStructure(summary=_summary(parsed), crystal=crystal, xrd=xrd)
+
+    async def embed_pattern(self, p: PatternIn, field: str = "pattern") -> EmbeddedStructure:
+        """The XRD-encoder vector of a measured pattern, resampled onto the model's 2θ grid."""
+        import numpy as np
+
+        from encoders.errors import StructureInputError
+        from encoders.xrd import resample_pattern
+
+        try:
+            pattern = resample_pattern(
+                np.asarray(p.two_theta, dtype=float), np.asarray(p.intensity, dtype=float), self.xrd_settings
+            )
+        except StructureInputError as exc:
+            return EmbeddedStructure(error=exc.to_dict())
+        except ValueError as exc:
+            return EmbeddedStructure(error={"reason": "bad_pattern", "message": f"{field}: {exc}"})
+        return EmbeddedStructure(xrd=await self._forward_patterns(np.asarray(pattern, dtype=np.float32)))
+
+    async def prepare_points(self, items: list[UpsertItem], indices: list[int]) -> list[tuple[str, Any, dict | None]]:
+        """(material id, PointIn or None, error or None) per item, through ingest's own code path.
+
+        Items are labelled with :func:`service.ingest.label_entry` (COD id or file stem, content hash),
+        featurized with :func:`encoders.pipeline.featurize_entry` and embedded in one pass with
+        :func:`service.ingest.points_from_featurized`, exactly as ``matconcept ingest`` does.
+        """
+        return await asyncio.to_thread(self._prepare_points, items, indices)
+
+    def _prepare_points(self, items: list[UpsertItem], indices: list[int]) -> list[tuple[str, Any, dict | None]]:
+        from pathlib import PurePath
+
+        from encoders.pipeline import featurize_entry
+        from encoders.sources import RawEntry
+        from service.ingest import label_entry, points_from_featurized
+
+        out: list[tuple[str, Any, dict | None]] = []
+        ok, ok_labels, ok_slots = [], [], []
+        for i, item in zip(indices, items, strict=True):
+            s = item.structure
+            data = s.content if isinstance(s.content, bytes) else s.content.encode("utf-8")
+            name = s.name
+            if s.format and not name.lower().endswith(FORMAT_SUFFIX[s.format]):
+                name += FORMAT_SUFFIX[s.format]
+            entry = RawEntry(f"items[{i}] ({name})", PurePath(s.name).stem or f"item{i}", data, len(data))
+            label = label_entry(entry, item.source, item.tags)
+            if item.source_id:
+                label.source_id = item.source_id
+            result = featurize_entry(entry, self.embedder.featurizer, self.limits)
+            if result.error is not None or result.graph is None:
+                error = result.error.to_dict() if result.error is not None else {"reason": "featurize_failed"}
+                out.append((label.material_id, None, error))
+                continue
+            out.append((label.material_id, None, None))
+            ok.append(result)
+            ok_labels.append(label)
+            ok_slots.append(len(out) - 1)
+        for slot, point in zip(ok_slots, points_from_featurized(ok, ok_labels, self.embedder), strict=True):
+            out[slot] = (out[slot][0], point, None)
+        return out
+
+
+@serve.deployment(num_replicas=1, max_ongoing_requests=STORE_MAX_ONGOING)
+class StoreDeployment:
+    """The store: the single owner of the embedded qdrant-edge directory (or a Qdrant server client).
+
+    One replica by design (the embedded store takes an exclusive lock on its directory); calls are
+    serialised by a lock because Serve runs these synchronous methods in a thread pool.
+    """
+
+    def __init__(self, settings: ServiceSettings, model_id: str, dim: int) -> None:
+        from service.store import open_store
+
+        self.store = open_store(settings.store, model_id, dim)
+        self.lock = threading.Lock()
+        logger.info("store ready: %s, %d materials", self.store.engine, self.store.count())
+
+    def search(self, vector: list[float], *, using: str, k: int, filters, exact: bool | None):
+        import numpy as np
+
+        with self.lock:
+            return self.store.search(
+                np.asarray(vector, dtype=np.float32), using=using, k=k, filters=filters, exact=exact
+            )
+
+    def get(self, material_ids: list[str], with_vectors: bool = False):
+        with self.lock:
+            return self.store.get(material_ids, with_vectors=with_vectors)
+
+    def content_hashes(self, material_ids: list[str]) -> dict[str, str]:
+        with self.lock:
+            return self.store.content_hashes(material_ids)
+
+    def upsert(self, points: list) -> int:
+        with self.lock:
+            self.store.upsert(points)
+        return len(points)
+
+    def delete(self, material_ids: list[str]) -> tuple[int, list[str]]:
+        with self.lock:
+            stored = {r.material_id for r in self.store.get(material_ids)}
+            deleted = self.store.delete(material_ids) if stored else 0
+        return deleted, [m for m in dict.fromkeys(material_ids) if m not in stored]
+
+    def count(self) -> int:
+        with self.lock:
+            return self.store.count()
+
+    def engine(self) -> str:
+        return self.store.engine
+
+    def __del__(self) -> None:
+        # Ray Serve's shutdown hook for a replica is ``__del__``: flush the store and free its lock.
+        store = getattr(self, "store", None)
+        if store is not None:
+            store.close()
+
+
+@serve.deployment(max_ongoing_requests=512)
+@serve.ingress()
+class Gateway:
+    """The ingress: the proto's RPCs by name (gRPC) and the FastAPI routes (HTTP), over one ServiceAPI."""
+
+    def __init__(self, embedder, store, settings: ServiceSettings, model_id: str, dim: int) -> None:
+        self.api = ServiceAPI(embedder, store, settings, AccessSettings(), model_id, dim)
+
+    def __serve_build_asgi_app__(self):
+        """Serve's hook (called after ``__init__``) for the HTTP app: the FastAPI routes over this API."""
+        return make_http_app(self.api)
+
+    async def _call(self, context: RayServegRPCContext, request, empty, run, *, write: bool = False):
+        """Run one RPC: size cap, key, conversion, the operation; every failure becomes a status code."""
+        try:
+            self.api.check_request_size(request.ByteSize())
+            metadata = dict(context.invocation_metadata())
+            self.api.authorize(metadata.get("authorization"), write=write)
+            return await run()
+        except ServiceError as exc:
+            error = exc
+        except ValidationError as exc:
+            error = ServiceError(ErrorCode.INVALID_ARGUMENT, validation_message(exc), "invalid_request")
+        except Exception:
+            logger.exception("gRPC %s failed", type(request).__name__)
+            error = ServiceError(ErrorCode.INTERNAL, "internal error; the service log has the details")
+        context.set_code(_grpc_status(error.code))
+        context.set_details(error.message)
+        return empty
+
+    async def Embed(self, request: pb.EmbedRequest, grpc_context: RayServegRPCContext) -> pb.EmbedResponse:
+        async def run():
+            return convert.embed_result_to_pb(await self.api.embed(convert.embed_query_from_pb(request)))
+
+        return await self._call(grpc_context, request, pb.EmbedResponse(), run)
+
+    async def Search(self, request: pb.SearchRequest, grpc_context: RayServegRPCContext) -> pb.SearchResponse:
+        async def run():
+            return convert.search_result_to_pb(await self.api.search(convert.search_query_from_pb(request)))
+
+        return await self._call(grpc_context, request, pb.SearchResponse(), run)
+
+    async def Upsert(self, request: pb.UpsertRequest, grpc_context: RayServegRPCContext) -> pb.UpsertResponse:
+        async def run():
+            return convert.upsert_result_to_pb(await self.api.upsert(convert.upsert_query_from_pb(request)))
+
+        return await self._call(grpc_context, request, pb.UpsertResponse(), run, write=True)
+
+    async def Get(self, request: pb.GetRequest, grpc_context: RayServegRPCContext) -> pb.GetResponse:
+        async def run():
+            return convert.get_result_to_pb(await self.api.get(convert.get_query_from_pb(request)))
+
+        return await self._call(grpc_context, request, pb.GetResponse(), run)
+
+    async def Delete(self, request: pb.DeleteRequest, grpc_context: RayServegRPCContext) -> pb.DeleteResponse:
+        async def run():
+            return convert.delete_result_to_pb(await self.api.delete(convert.delete_query_from_pb(request)))
+
+        return await self._call(grpc_context, request, pb.DeleteResponse(), run, write=True)
+
+    async def Stats(self, request: pb.StatsRequest, grpc_context: RayServegRPCContext) -> pb.StatsResponse:
+        async def run():
+            return convert.stats_result_to_pb(await self.api.stats())
+
+        return await self._call(grpc_context, request, pb.StatsResponse(), run)
+
+
+def model_identity(settings: ServiceSettings) -> tuple[str, int]:
+    """(model id, dim) of the configured model: the store's collection is chosen by it."""
+    from encoders.checkpoint import resolve_model
+
+    loaded = resolve_model(settings.model_path, "cpu")
+    return loaded.model_id, loaded.info.model.embedding_dim
+
+
+def build(args: ServiceSettings) -> serve.Application:
+    """The application of ``matconcept serve`` and of ``serve run``/``serve deploy`` (``service.app:build``).
+
+    ``args`` are :class:`ServiceSettings` fields (YAML ``args:``), completed from ``MATCONCEPT_*``
+    environment variables.
+    """
+    settings = args if isinstance(args, ServiceSettings) else ServiceSettings.model_validate(args)
+    model_id, dim = model_identity(settings)
+    gpus = settings.embedder_num_gpus
+    if gpus < 0:
+        import torch
+
+        gpus = 1.0 if torch.cuda.is_available() else 0.0
+    embedder = EmbedderDeployment.options(
+        num_replicas=settings.embedder_replicas,
+        ray_actor_options={"num_cpus": settings.embedder_num_cpus, "num_gpus": gpus},
+    ).bind(settings)
+    store = StoreDeployment.options(ray_actor_options={"num_cpus": 0}).bind(settings, model_id, dim)
+    return Gateway.options(num_replicas=settings.gateway_replicas, ray_actor_options={"num_cpus": 0}).bind(
+        embedder, store, settings, model_id, dim
+    )

@@ -1,0 +1,209 @@
+"""Pydantic models of the service API, shared by the gRPC and HTTP ingresses and the Python client.
+
+The proto messages (``proto/matconcept/v1/matconcept.proto``) and the JSON bodies of the HTTP API
+are two wire forms of these models; :mod:`service.convert` translates protobuf ↔ pydantic, one
+function per type. Requests are strict (``extra="forbid"``: a misspelt field is an error, not
+silently ignored); results are lenient. Store types (:class:`SearchFilters`, :class:`Hit`,
+:class:`MaterialRecord`) are reused as they are, so a hit reads the same from the store, the
+service and the client.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from service.store.models import Hit, MaterialRecord, SearchFilters
+
+VectorName = Literal["crystal", "xrd"]
+SOURCE_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
+"""A source label: lower-case, short, no ':' (it prefixes the material id)."""
+SOURCE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.+=-]{0,127}$"
+
+
+class ErrorCode(StrEnum):
+    """Why a request failed; each maps to one gRPC status and one HTTP status (see ``STATUS``)."""
+
+    INVALID_ARGUMENT = "invalid_argument"
+    NOT_FOUND = "not_found"
+    RESOURCE_EXHAUSTED = "resource_exhausted"
+    UNAUTHENTICATED = "unauthenticated"
+    UNAVAILABLE = "unavailable"
+    INTERNAL = "internal"
+
+
+HTTP_STATUS: dict[ErrorCode, int] = {
+    ErrorCode.INVALID_ARGUMENT: 400,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.RESOURCE_EXHAUSTED: 413,
+    ErrorCode.UNAUTHENTICATED: 401,
+    ErrorCode.UNAVAILABLE: 503,
+    ErrorCode.INTERNAL: 500,
+}
+
+
+class ServiceError(Exception):
+    """A request the service refuses: a code, the input's reason (e.g. ``not_cif``) and a message naming it."""
+
+    def __init__(self, code: ErrorCode, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.code = ErrorCode(code)
+        self.message = message
+        self.reason = reason or self.code.value
+
+    def to_dict(self) -> dict[str, str]:
+        """The JSON error body of the HTTP API: ``{"code", "reason", "message"}``."""
+        return {"code": self.code.value, "reason": self.reason, "message": self.message}
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StructureIn(_Request):
+    """A structure file (CIF, pymatgen JSON or POSCAR) as text or bytes."""
+
+    content: str | bytes = Field(description="the file's text or bytes")
+    name: str = Field(default="structure", max_length=256, description="file name, used in messages and as id")
+    format: Literal["cif", "json", "poscar"] | None = Field(default=None, description="guessed when None")
+
+    @property
+    def size(self) -> int:
+        return len(self.content) if isinstance(self.content, bytes) else len(self.content.encode("utf-8", "replace"))
+
+
+class PatternIn(_Request):
+    """A measured powder pattern: 2θ in degrees and intensities (any units), same length."""
+
+    two_theta: list[float]
+    intensity: list[float]
+
+
+class StructureSummary(BaseModel):
+    """The parsed structure as the embedder saw it (primitive cell)."""
+
+    formula: str
+    n_sites: int
+    spacegroup_number: int | None = None
+    spacegroup_symbol: str | None = None
+    disordered: bool = False
+
+
+def _one_of(model: BaseModel, names: tuple[str, ...], what: str) -> None:
+    given = [n for n in names if getattr(model, n) is not None]
+    if len(given) != 1:
+        listed = ", ".join(names)
+        raise ValueError(f"{what}: give exactly one of {listed} (got {', '.join(given) or 'none'})")
+
+
+class EmbedQuery(_Request):
+    structure: StructureIn | None = None
+    pattern: PatternIn | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> EmbedQuery:
+        _one_of(self, ("structure", "pattern"), "embed")
+        return self
+
+
+class EmbedResult(BaseModel):
+    model_id: str
+    crystal: list[float] | None = Field(default=None, description="structure-encoder vector (structures only)")
+    xrd: list[float] = Field(description="XRD-encoder vector (of the simulated or the given pattern)")
+    structure: StructureSummary | None = None
+
+
+class SearchQuery(_Request):
+    """Nearest stored materials to one query: a structure, a pattern, a stored id or a vector."""
+
+    structure: StructureIn | None = None
+    pattern: PatternIn | None = None
+    material_id: str | None = Field(default=None, max_length=200)
+    vector: list[float] | None = None
+    top_k: int = Field(default=10, ge=1)
+    filters: SearchFilters | None = None
+    using: VectorName = Field(default="crystal", description="stored vectors compared with the query")
+    exact: bool = False
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SearchQuery:
+        _one_of(self, ("structure", "pattern", "material_id", "vector"), "search query")
+        return self
+
+
+class SearchResult(BaseModel):
+    model_id: str
+    using: VectorName
+    hits: list[Hit] = Field(description="nearest first")
+    query_structure: StructureSummary | None = None
+
+
+class UpsertItem(_Request):
+    structure: StructureIn
+    source: str = Field(default="user", pattern=SOURCE_PATTERN)
+    source_id: str | None = Field(
+        default=None, pattern=SOURCE_ID_PATTERN, description="default: COD id for source cod, else the file stem"
+    )
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class UpsertQuery(_Request):
+    items: list[UpsertItem] = Field(min_length=1)
+
+
+UpsertStatus = Literal["added", "updated", "unchanged", "failed"]
+
+
+class UpsertItemResult(BaseModel):
+    index: int
+    material_id: str = ""
+    status: UpsertStatus
+    reason: str = ""
+    message: str = ""
+
+
+class UpsertResult(BaseModel):
+    results: list[UpsertItemResult]
+    stored: int
+    failed: int
+
+
+class GetQuery(_Request):
+    material_ids: list[str] = Field(min_length=1)
+    with_vectors: bool = False
+
+
+class GetResult(BaseModel):
+    materials: list[MaterialRecord]
+    missing: list[str] = Field(default_factory=list)
+
+
+class DeleteQuery(_Request):
+    material_ids: list[str] = Field(min_length=1)
+
+
+class DeleteResult(BaseModel):
+    deleted: int
+    missing: list[str] = Field(default_factory=list)
+
+
+class StatsResult(BaseModel):
+    count: int
+    model_id: str
+    dim: int
+    engine: str
+    version: str
+
+
+class EmbeddedStructure(BaseModel):
+    """What the embedder deployment returns for one structure: vectors, summary and (for Upsert) payload."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    summary: StructureSummary | None = None
+    crystal: list[float] | None = None
+    xrd: list[float] | None = None
+    point: object | None = Field(default=None, description="service.store.PointIn when a label was given")
+    error: dict[str, str] | None = Field(default=None, description="StructureInputError.to_dict() on failure")

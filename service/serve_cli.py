@@ -1,0 +1,222 @@
+"""``matconcept serve``: Ray + Serve + the store in one command; and the remote branch of ``matconcept search``.
+
+Locally (no ``RAY_ADDRESS``) it starts a private Ray on 127.0.0.1 with its own session directory
+(``/tmp/mc-ray-<uid>``; Unix socket paths must stay under 108 characters) and an explicit
+``RAY_AUTH_MODE`` (Ray 2.60 would otherwise turn token auth on and write ``~/.ray/auth_token``),
+stores the built-in structures if the store is empty, deploys :func:`service.app.build` and prints
+the HTTP and gRPC addresses; Ctrl-C (or SIGTERM) shuts Serve and Ray down. With ``RAY_ADDRESS``
+(and ``QDRANT_URL``) set it deploys onto that cluster and returns, leaving the application running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from service.settings import APP_NAME, GRPC_SERVICER, ServiceSettings
+
+logger = logging.getLogger(__name__)
+
+EXIT_USAGE = 2
+
+
+@dataclass
+class Running:
+    """A started service: where to reach it and whether this process owns the Ray it runs on."""
+
+    settings: ServiceSettings
+    http_url: str
+    grpc_target: str
+    local_ray: bool
+
+    def stop(self) -> None:
+        """Remove the application; for a local Ray also shut Serve and Ray down (no process left)."""
+        import ray
+        from ray import serve
+
+        try:
+            if self.local_ray:
+                serve.shutdown()
+            else:
+                serve.delete(APP_NAME)
+        finally:
+            if self.local_ray:
+                ray.shutdown()
+
+
+def local_temp_dir(settings: ServiceSettings) -> Path:
+    return settings.ray_temp_dir or Path(f"/tmp/mc-ray-{os.getuid()}")
+
+
+def init_ray(settings: ServiceSettings) -> bool:
+    """Connect to ``RAY_ADDRESS`` or start a private local Ray; returns True when local."""
+    import ray
+
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(address=os.environ["RAY_ADDRESS"], logging_level=logging.WARNING)
+        return False
+    temp = local_temp_dir(settings)
+    temp.mkdir(parents=True, exist_ok=True)
+    os.environ["RAY_AUTH_MODE"] = settings.ray_auth_mode
+    if settings.ray_auth_mode == "token":
+        os.environ.setdefault("RAY_AUTH_TOKEN_PATH", str(temp / "auth_token"))
+    # The gRPC proxy refuses bigger messages itself (RESOURCE_EXHAUSTED) before deserialising them.
+    os.environ.setdefault("RAY_SERVE_GRPC_MAX_MESSAGE_SIZE", str(settings.max_request_bytes))
+    ray.init(
+        _temp_dir=str(temp),
+        _node_ip_address="127.0.0.1",
+        include_dashboard=False,
+        logging_level=logging.WARNING,
+        log_to_driver=False,
+    )
+    return True
+
+
+def ensure_builtin(settings: ServiceSettings) -> int:
+    """Store the built-in structures when the collection is empty; returns the collection size."""
+    from encoders.checkpoint import resolve_model
+    from encoders.embedder import Embedder
+    from service.ingest import ingest_builtin
+    from service.store import open_store
+
+    embedder = Embedder(resolve_model(settings.model_path, "cpu"), device=settings.device or "cpu")
+    with open_store(settings.store, embedder.model_id, embedder.dim) as store:
+        if store.count() == 0:
+            print("storing the built-in structures (first start)...", file=sys.stderr)
+            summary = ingest_builtin(store, embedder, progress=True)
+            print(f"stored {summary.added} built-in structures ({summary.failed} failed)", file=sys.stderr)
+        return store.count()
+
+
+def start(settings: ServiceSettings, *, ingest_builtin: bool | None = None) -> Running:
+    """Start (or deploy) the service and wait until it answers."""
+    from ray import serve
+
+    from service.app import build
+
+    if settings.ingest_builtin if ingest_builtin is None else ingest_builtin:
+        ensure_builtin(settings)
+    local = init_ray(settings)
+    try:
+        serve.start(
+            http_options={"host": settings.http_host, "port": settings.http_port},
+            grpc_options={"port": settings.grpc_port, "grpc_servicer_functions": [GRPC_SERVICER]},
+        )
+        serve.run(build(settings), name=APP_NAME, route_prefix="/", blocking=False)
+    except BaseException:
+        if local:
+            import ray
+
+            serve.shutdown()
+            ray.shutdown()
+        raise
+    host = "127.0.0.1" if settings.http_host in ("0.0.0.0", "::") else settings.http_host
+    return Running(settings, f"http://{host}:{settings.http_port}", f"{host}:{settings.grpc_port}", local)
+
+
+def add_parsers(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "serve",
+        help="start the service (Ray Serve: gRPC + HTTP) on the embedded store, or deploy to RAY_ADDRESS",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--db", type=Path, help="embedded store directory (default: $MATCONCEPT_HOME/qdrant)")
+    p.add_argument("--model", type=Path, help="checkpoint directory (default: the shipped model)")
+    p.add_argument("--host", help="HTTP bind address (default 127.0.0.1)")
+    p.add_argument("--http-port", type=int, help="HTTP port (default 8000)")
+    p.add_argument("--grpc-port", type=int, help="gRPC port (default 9000)")
+    p.add_argument("--embedder-replicas", type=int, help="embedder replicas (default 1)")
+    p.add_argument("--no-builtin", action="store_true", help="do not store the built-in structures on first start")
+    p.set_defaults(func=run_serve)
+
+
+def _settings_from(args: argparse.Namespace) -> ServiceSettings:
+    from service.store import StoreSettings
+
+    overrides = {
+        "model_path": args.model,
+        "http_host": args.host,
+        "http_port": args.http_port,
+        "grpc_port": args.grpc_port,
+        "embedder_replicas": args.embedder_replicas,
+    }
+    values = {k: v for k, v in overrides.items() if v is not None}
+    if args.db is not None:
+        values["store"] = StoreSettings(db=args.db)
+    if args.no_builtin:
+        values["ingest_builtin"] = False
+    return ServiceSettings(**values)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from service.store import StoreError
+
+    try:
+        settings = _settings_from(args)
+    except ValidationError as exc:
+        print(f"matconcept: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        running = start(settings)
+    except StoreError as exc:
+        print(f"matconcept: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"HTTP  {running.http_url}  (OpenAPI: {running.http_url}/docs)")
+    print(f"gRPC  {running.grpc_target}  (service matconcept.v1.Matconcept, metadata application={APP_NAME})")
+    if not running.local_ray:
+        print(f"deployed to {os.environ['RAY_ADDRESS']}; remove with `serve shutdown`", file=sys.stderr)
+        return 0
+    print("Ctrl-C to stop", file=sys.stderr)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        while True:
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        print("stopping...", file=sys.stderr)
+    finally:
+        running.stop()
+    return 0
+
+
+def run_remote_search(args: argparse.Namespace) -> int:
+    """``matconcept search --remote HOST:PORT``: the same query, answered by a running service over gRPC."""
+    from service.client import MatconceptClient, MatconceptError
+    from service.store_cli import _fail, _parse_filters
+
+    try:
+        filters = _parse_filters(args.filter)
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        return _fail(f"bad --filter ({exc})")
+    query: dict = {"top_k": args.top_k, "filters": filters, "using": args.using, "exact": args.exact}
+    with MatconceptClient(args.remote, api_key=os.environ.get("MATCONCEPT_API_KEY")) as client:
+        try:
+            if args.xrd is not None:
+                result = client.search(pattern=args.xrd, **query)
+            elif Path(args.query).is_file():
+                result = client.search(structure=Path(args.query), **query)
+            else:
+                result = client.search(material_id=args.query, **query)
+        except MatconceptError as exc:
+            return _fail(f"{args.remote}: {exc}")
+    if args.json:
+        out = {"query": args.query or str(args.xrd), "model": result.model_id, "using": result.using}
+        out["hits"] = [{"rank": i, **h.model_dump()} for i, h in enumerate(result.hits, 1)]
+        print(json.dumps(out))
+        return 0
+    print(f"# {args.query or args.xrd}: {len(result.hits)} nearest by {result.using} vectors (model {result.model_id})")
+    print(f"{'rank':>4}  {'id':<28} {'formula':<16} {'space group':<16} {'distance':>10}")
+    for i, h in enumerate(result.hits, 1):
+        p = h.payload
+        group = f"{p.spacegroup_symbol} ({p.spacegroup_number})" if p.spacegroup_number else "-"
+        print(f"{i:>4}  {h.material_id:<28} {p.formula:<16} {group:<16} {h.distance:>10.4f}")
+    return 0
