@@ -30,6 +30,7 @@ from typing import IO
 from pydantic import BaseModel, Field
 
 from encoders.embedder import Embedder
+from encoders.errors import InputErrorReason, StructureInputError
 from encoders.pipeline import Featurized, featurize_entries
 from encoders.sources import RawEntry, iter_entries
 from encoders.structure_io import ParseLimits
@@ -123,7 +124,7 @@ class _Run:
         self.stopped = threading.Event()
         self.skipped = 0  # counted by the feeder thread (stored, same hash); merged at the end
         self.seen: dict[str, str] = {}  # feeder thread: material id → content hash of its last entry
-        self.pending: dict[str, tuple[Featurized, PointLabel]] = {}
+        self.pending: dict[str, tuple[Featurized, PointLabel, str]] = {}  # id → (result, label, counter)
         self.done: dict[str, str] = {}  # material id → content hash written (or pending) in this run
         self.timer = {"lookup": 0.0, "featurize_wait": 0.0, "embed": 0.0, "upsert": 0.0}
 
@@ -156,10 +157,11 @@ class _Run:
                 self.in_flight.append(label)
                 yield entry
 
-    def fail(self, result: Featurized, label: PointLabel) -> None:
+    def fail(self, result: Featurized, label: PointLabel, error: StructureInputError | None = None) -> None:
         self.summary.failed += 1
-        if self.report is not None and result.error is not None:
-            line = {"path": result.entry_name, "id": label.material_id, **result.error.to_dict()}
+        error = error or result.error
+        if self.report is not None and error is not None:
+            line = {"path": result.entry_name, "id": label.material_id, **error.to_dict()}
             self.report.write(json.dumps(line) + "\n")
             self.report.flush()
 
@@ -169,28 +171,43 @@ class _Run:
             if self.done[mid] == label.content_hash:
                 self.summary.unchanged += 1
                 return
-            self.summary.updated += 1
-        elif label.stored_hash is None:
-            self.summary.added += 1
+            counter = "updated"
         else:
-            self.summary.updated += 1
+            counter = "added" if label.stored_hash is None else "updated"
+        setattr(self.summary, counter, getattr(self.summary, counter) + 1)
         self.done[mid] = label.content_hash
-        self.pending[mid] = (result, label)
+        self.pending[mid] = (result, label, counter)
         if len(self.pending) >= self.batch:
             self.flush()
 
     def flush(self) -> None:
         if not self.pending:
             return
-        results, labels = zip(*self.pending.values(), strict=True)
         start = time.perf_counter()
-        points = points_from_featurized(results, labels, self.embedder)
+        points = self._embed(list(self.pending.values()))
         mid = time.perf_counter()
         self.store.upsert(points)
         self.timer["embed"] += mid - start
         self.timer["upsert"] += time.perf_counter() - mid
         logger.info("stored %d points (%d entries read)", len(points), self.summary.read)
         self.pending.clear()
+
+    def _embed(self, batch: list[tuple[Featurized, PointLabel, str]]) -> list[PointIn]:
+        """Points of a batch; if the model fails on it, one at a time, so one bad graph fails alone."""
+        try:
+            return points_from_featurized([b[0] for b in batch], [b[1] for b in batch], self.embedder)
+        except Exception:
+            logger.exception("embedding a batch of %d failed; retrying one by one", len(batch))
+        points = []
+        for result, label, counter in batch:
+            try:
+                points.extend(points_from_featurized([result], [label], self.embedder))
+            except Exception as exc:
+                setattr(self.summary, counter, getattr(self.summary, counter) - 1)
+                self.done.pop(label.material_id, None)
+                reason = InputErrorReason.FEATURIZE_FAILED
+                self.fail(result, label, StructureInputError(reason, result.entry_name, f"embedding failed: {exc}"))
+        return points
 
 
 def ingest_items(
