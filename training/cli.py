@@ -80,6 +80,10 @@ def run_train(args: argparse.Namespace) -> int:
     config = TrainConfig.from_yaml(args.config)
     if args.run_dir:
         config = config.model_copy(update={"run_dir": args.run_dir})
-    result = train(config, resume=args.resume)
+    try:
+        result = train(config, resume=args.resume)
+    except ValueError as exc:  # a bad config or a resume with another config: a message, not a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(json.dumps(result, default=str))
     return 130 if result.get("interrupted") else 0

@@ -273,7 +273,13 @@ def substitutes(symbol: str) -> tuple[str, ...]:
     (metalloids pair with either), restricted to non-radioactive elements up to Bi with X-ray form
     factors.
     """
-    el = Element(symbol)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pymatgen warns about noble gases' missing data
+        return _substitutes(Element(symbol))
+
+
+def _substitutes(el: Element) -> tuple[str, ...]:
+    symbol = el.symbol
     kind = _metallicity(el)
     states = set(el.common_oxidation_states) - {0}
     out = []
@@ -421,7 +427,7 @@ def records_from_mp_docs(docs: Iterable[dict[str, Any]], limits: ParseLimits) ->
         mid = str(doc["material_id"])
         try:
             structure = Structure.from_dict(doc["structure"])
-        except (KeyError, ValueError, TypeError) as exc:
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
             logger.warning("MP document %s skipped: unreadable structure (%s)", mid, exc)
             continue
         parsed = _checked(structure, f"mp:{mid}", limits)
@@ -463,6 +469,7 @@ def build_corpus(config: CorpusConfig, out: Path, mp_api_key: str | None = None)
     limits = ParseLimits(max_sites=config.max_sites)
     seeds: list[CorpusRecord] = []
     taken: set[str] = set()
+    seed_ids: set[str] = set()
 
     def add(records: Iterable[CorpusRecord]) -> None:
         for r in records:
@@ -472,6 +479,9 @@ def build_corpus(config: CorpusConfig, out: Path, mp_api_key: str | None = None)
             if key in taken:
                 continue
             taken.add(key)
+            if r.id in seed_ids:  # e.g. one COD id shipped by two packages as different cells
+                r.id = r.parent = f"{r.id}#{sum(i.startswith(r.id) for i in seed_ids) + 1}"
+            seed_ids.add(r.id)
             seeds.append(r)
 
     if config.builtin:
@@ -490,9 +500,10 @@ def build_corpus(config: CorpusConfig, out: Path, mp_api_key: str | None = None)
     for r in records:
         r.split = split_of(r.group, config.seed, config.val_fraction, config.test_fraction)
     out.mkdir(parents=True, exist_ok=True)
-    with gzip.open(out / RECORDS_FILE, "wt") as fh:
+    # mtime=0: the gzip header carries no timestamp, so the same build gives the same bytes.
+    with (out / RECORDS_FILE).open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as fh:
         for r in records:
-            fh.write(r.model_dump_json() + "\n")
+            fh.write((r.model_dump_json() + "\n").encode())
     manifest = {
         "schema": RECORD_SCHEMA_VERSION,
         "config": json.loads(config.model_dump_json()),
