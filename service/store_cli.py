@@ -55,6 +55,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--json", action="store_true", help="print JSON instead of a table")
     # Hook for the service engineer: `--remote HOST:PORT` sends the same query to a running
     # `matconcept serve` over gRPC; add the flag here and branch at the top of run_search().
+    s.add_argument("--remote", metavar="HOST:PORT", help="ask a running `matconcept serve` over gRPC")
     s.set_defaults(func=run_search)
 
 
@@ -166,6 +167,10 @@ def run_search(args: argparse.Namespace) -> int:
         return _fail("search needs exactly one of QUERY or --xrd FILE")
     if args.top_k < 1:
         return _fail(f"--top-k must be at least 1, got {args.top_k}")
+    if getattr(args, "remote", None):  # the service engineer's branch: same query, over gRPC
+        from service.serve_cli import run_remote_search
+
+        return run_remote_search(args)
     try:
         filters = _parse_filters(args.filter)
     except ValidationError as exc:

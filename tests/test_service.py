@@ -1,0 +1,236 @@
+"""End to end: the real Ray Serve service on loopback, real gRPC and HTTP, real CIFs, real qdrant-edge.
+
+One service per module (Ray + Serve take ~30 s and ~1.5 GB to start on 2 cores); it runs on a
+fresh embedded store in a temporary directory, with its own Ray session directory, and the
+teardown checks that no Ray process of that session is left.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+import requests
+
+API_KEY = "test-key-5f2c"
+N_STORED = 8
+MIB = 1 << 20
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ray_processes(session_root: Path) -> list[str]:
+    out = subprocess.run(["pgrep", "-af", str(session_root)], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if "pgrep" not in line]
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    from service.serve_cli import start
+    from service.settings import ServiceSettings
+    from service.store import StoreSettings
+
+    root = Path(f"/tmp/mct-{os.getpid()}")  # short: Ray's Unix sockets must stay < 108 chars
+    old_key = os.environ.get("MATCONCEPT_API_KEY")
+    os.environ["MATCONCEPT_API_KEY"] = API_KEY  # inherited by the local Ray's workers
+    settings = ServiceSettings(
+        store=StoreSettings(db=tmp_path_factory.mktemp("store")),
+        http_port=_free_port(),
+        grpc_port=_free_port(),
+        ray_temp_dir=root,
+        max_batch_size=16,
+    )
+    running = start(settings, ingest_builtin=False)
+    try:
+        yield running
+    finally:
+        running.stop()
+        if old_key is None:
+            os.environ.pop("MATCONCEPT_API_KEY", None)
+        else:
+            os.environ["MATCONCEPT_API_KEY"] = old_key
+        deadline = time.time() + 20
+        while _ray_processes(root) and time.time() < deadline:
+            time.sleep(0.5)
+        assert _ray_processes(root) == [], "Ray processes left behind"
+
+
+@pytest.fixture(scope="module")
+def client(service):
+    from service.client import MatconceptClient
+
+    with MatconceptClient(service.grpc_target, api_key=API_KEY) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def stored(client):
+    """N_STORED real COD CIFs stored through the Upsert RPC: material id → path."""
+    from encoders.builtin import crystals_cifs
+
+    paths = crystals_cifs()[:N_STORED]
+    result = client.upsert(paths, source="cod")
+    assert result.failed == 0, result
+    assert [r.status for r in result.results] == ["added"] * N_STORED
+    return {r.material_id: p for r, p in zip(result.results, paths, strict=True)}
+
+
+def _code(call) -> tuple[grpc.StatusCode, str]:
+    from service.client import MatconceptError
+
+    with pytest.raises(MatconceptError) as info:
+        call()
+    return info.value.code, info.value.message
+
+
+def test_upsert_then_each_structure_is_its_own_nearest_neighbour(client, stored):
+    assert client.stats().count == N_STORED
+    for material_id, path in stored.items():
+        result = client.search(structure=path, top_k=3)
+        assert result.hits[0].material_id == material_id
+        assert result.hits[0].distance < 1e-3
+        assert result.hits[1].distance > result.hits[0].distance
+        assert result.query_structure is not None and result.query_structure.formula == result.hits[0].payload.formula
+    again = client.upsert(list(stored.values()), source="cod")
+    assert {r.status for r in again.results} == {"unchanged"} and again.stored == 0
+
+
+def test_embed_structure_and_pattern(client, stored):
+    path = next(iter(stored.values()))
+    out = client.embed(path)
+    assert len(out.crystal) == len(out.xrd) == 1024 and out.model_id == client.stats().model_id
+    record = client.get_one(next(iter(stored)), with_vectors=True)
+    assert np.allclose(out.crystal, record.vectors["crystal"], atol=1e-5)
+
+
+def test_search_by_xrd_pattern_finds_the_structure(client, stored):
+    from encoders.structure_io import read_structure
+    from encoders.xrd import XRDSettings, XRDSimulator
+
+    settings = XRDSettings()
+    material_id, path = list(stored.items())[2]
+    pattern = XRDSimulator(settings).pattern(read_structure(path).structure)
+    result = client.search(pattern=(settings.bin_centres().tolist(), pattern.tolist()), using="xrd", top_k=3)
+    assert result.hits[0].material_id == material_id
+    cross = client.search(pattern=(settings.bin_centres().tolist(), pattern.tolist()), top_k=3)
+    assert cross.using == "crystal" and len(cross.hits) == 3
+
+
+def test_filters_apply(client, stored):
+    material_id = next(iter(stored))
+    record = client.get_one(material_id)
+    element = record.payload.elements[0]
+    hits = client.search(material_id=material_id, top_k=N_STORED, filters={"elements_none": [element]}).hits
+    assert material_id not in {h.material_id for h in hits}
+    assert all(element not in h.payload.elements for h in hits)
+    only = client.search(
+        material_id=material_id, top_k=N_STORED, filters={"chemical_system": "-".join(record.payload.elements)}
+    )
+    assert only.hits and all(h.payload.elements == record.payload.elements for h in only.hits)
+    assert client.search(material_id=material_id, filters={"sources": ["aflow"]}).hits == []
+
+
+def test_http_search_get_and_openapi(service, stored):
+    material_id, path = next(iter(stored.items()))
+    with path.open("rb") as f:
+        r = requests.post(f"{service.http_url}/v1/search", files={"file": (path.name, f)}, data={"top_k": "2"})
+    assert r.status_code == 200, r.text
+    assert r.json()["hits"][0]["material_id"] == material_id and len(r.json()["hits"]) == 2
+    r = requests.post(f"{service.http_url}/v1/search", json={"material_id": material_id, "top_k": 1})
+    assert r.status_code == 200 and r.json()["hits"][0]["distance"] < 1e-3
+    r = requests.get(f"{service.http_url}/v1/materials/{material_id}")
+    assert r.status_code == 200 and r.json()["material_id"] == material_id
+    assert requests.get(f"{service.http_url}/healthz").json()["status"] == "ok"
+    assert "/v1/search" in requests.get(f"{service.http_url}/openapi.json").json()["paths"]
+
+
+def test_hostile_inputs_get_clear_status_codes(service, client, stored):
+    from tests.hostile import hostile_files
+
+    files = hostile_files()
+    cases = {
+        "garbage": (b"\x00\xff" * 500, grpc.StatusCode.INVALID_ARGUMENT, "not_cif"),
+        "big_cell": (files["big_cell.cif"][0], grpc.StatusCode.INVALID_ARGUMENT, "too_many_sites"),
+        "unknown": (files["unknown_element.cif"][0], grpc.StatusCode.INVALID_ARGUMENT, "unknown_element"),
+        "huge": (files["huge.cif"][0], grpc.StatusCode.RESOURCE_EXHAUSTED, "too_large"),
+    }
+    for name, (data, code, reason) in cases.items():
+        got, message = _code(lambda data=data, name=name: client.search(structure=data))
+        assert (got, message.split(":")[0]) == (code, reason), (name, message)
+    got, message = _code(lambda: client.search(structure=b"x" * (20 * MIB)))
+    assert got == grpc.StatusCode.RESOURCE_EXHAUSTED and message
+    got, message = _code(
+        lambda: client._call("Search", __import__("service.rpc.matconcept_pb2").rpc.matconcept_pb2.SearchRequest())
+    )
+    assert got == grpc.StatusCode.INVALID_ARGUMENT and "exactly one of" in message
+    got, message = _code(lambda: client.get(["cod:0000000"]))
+    assert got == grpc.StatusCode.NOT_FOUND and "cod:0000000" in message
+    # The HTTP twins.
+    url = f"{service.http_url}/v1/search"
+    r = requests.post(url, files={"file": ("garbage.cif", b"\x00\xff" * 500)})
+    assert (
+        r.status_code == 400
+        and r.json()["error"]["reason"] == "not_cif"
+        and "garbage.cif" in r.json()["error"]["message"]
+    )
+    r = requests.post(url, data=b"x" * (20 * MIB), headers={"content-type": "application/json"})
+    assert r.status_code == 413 and "limit" in r.json()["error"]["message"]
+    r = requests.post(url, data=b"", headers={"content-type": "application/json"})
+    assert r.status_code == 400 and "empty" in r.json()["error"]["message"]
+    assert requests.get(f"{service.http_url}/v1/materials/cod:0000000").status_code == 404
+    assert "Traceback" not in r.text
+    # Nothing stored was lost, and the service still answers 200 concurrent requests.
+    assert client.stats().count == N_STORED
+    ids = list(stored)
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(lambda i: client.search(material_id=ids[i % len(ids)], top_k=5), range(200)))
+    assert all(len(r.hits) == 5 and r.hits[0].material_id == ids[i % len(ids)] for i, r in enumerate(results))
+
+
+def test_writes_need_the_key(service, client, stored):
+    from encoders.builtin import crystals_cifs
+    from service.client import MatconceptClient
+
+    new = crystals_cifs()[N_STORED + 1]
+    for key in (None, "wrong-key"):
+        with MatconceptClient(service.grpc_target, api_key=key) as anonymous:
+            got, message = _code(lambda anonymous=anonymous: anonymous.upsert([new]))
+            assert got == grpc.StatusCode.UNAUTHENTICATED and ("key" in message or "Bearer" in message)
+            got, _ = _code(lambda anonymous=anonymous: anonymous.delete([next(iter(stored))]))
+            assert got == grpc.StatusCode.UNAUTHENTICATED
+            assert anonymous.stats().count == N_STORED  # reads stay open
+    body = {"items": [{"structure": {"content": new.read_text(), "name": new.name}}]}
+    r = requests.post(f"{service.http_url}/v1/materials", json=body, headers={"authorization": "Bearer nope"})
+    assert r.status_code == 401
+    assert requests.delete(f"{service.http_url}/v1/materials/{next(iter(stored))}").status_code == 401
+    assert client.stats().count == N_STORED
+    # With the key: HTTP upsert, then delete it again over gRPC.
+    r = requests.post(f"{service.http_url}/v1/materials", json=body, headers={"authorization": f"Bearer {API_KEY}"})
+    assert r.status_code == 200 and r.json()["stored"] == 1, r.text
+    new_id = r.json()["results"][0]["material_id"]
+    assert client.delete([new_id]).deleted == 1
+    assert _code(lambda: client.get([new_id]))[0] == grpc.StatusCode.NOT_FOUND
+    assert client.stats().count == N_STORED
+
+
+def test_cli_search_remote(service, stored, capsys):
+    from service.cli import main
+
+    material_id, path = next(iter(stored.items()))
+    assert main(["search", str(path), "--remote", service.grpc_target, "--top-k", "2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["hits"][0]["material_id"] == material_id and len(out["hits"]) == 2
+    assert main(["search", "cod:0000000", "--remote", service.grpc_target]) == 2
+    assert "NOT_FOUND" in capsys.readouterr().err

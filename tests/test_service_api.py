@@ -1,0 +1,99 @@
+"""Service pieces that need no Ray: access rules, settings, and protobuf ↔ pydantic round trips."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from service import convert
+from service.schemas import PatternIn, SearchQuery, StructureIn, UpsertItem, UpsertQuery
+from service.settings import AccessSettings, ServiceSettings
+from service.store.models import Hit, MaterialPayload, SearchFilters
+
+
+@pytest.mark.parametrize(
+    ("key", "header", "write", "allowed", "why"),
+    [
+        (None, "Bearer anything", True, False, "no API key configured"),
+        ("k1", None, True, False, "need an API key"),
+        ("k1", "Bearer k2", True, False, "wrong API key"),
+        ("k1", "Basic k1", True, False, "must be 'Bearer <key>'"),
+        ("k1", "Bearer k1", True, True, ""),
+        ("k1", None, False, True, ""),
+        (None, None, False, True, ""),
+    ],
+)
+def test_access_rules(key, header, write, allowed, why):
+    access = AccessSettings(api_key=SecretStr(key) if key else None)
+    problem = access.check(header, write=write, reads_keyed=False)
+    assert (problem is None) == allowed
+    assert why in (problem or "")
+
+
+def test_keyed_reads():
+    access = AccessSettings(api_key=SecretStr("k1"))
+    assert "need an API key" in access.check(None, write=False, reads_keyed=True)
+    assert access.check("Bearer k1", write=False, reads_keyed=True) is None
+
+
+def test_settings_are_strict_and_read_the_environment(monkeypatch):
+    monkeypatch.setenv("MATCONCEPT_GRPC_PORT", "9100")
+    settings = ServiceSettings()
+    assert settings.grpc_port == 9100 and settings.parse_limits().max_sites == settings.max_sites
+    with pytest.raises(ValidationError, match="grpc_prot"):
+        ServiceSettings(grpc_prot=1)
+
+
+def test_search_query_needs_exactly_one_query():
+    with pytest.raises(ValidationError, match="exactly one of"):
+        SearchQuery()
+    with pytest.raises(ValidationError, match="exactly one of"):
+        SearchQuery(material_id="cod:1", vector=[0.0])
+
+
+def _payload() -> MaterialPayload:
+    return MaterialPayload(
+        material_id="cod:1000000",
+        source="cod",
+        source_id="1000000",
+        formula="BaTiO3",
+        elements=["Ba", "O", "Ti"],
+        n_elements=3,
+        n_sites=5,
+        spacegroup_number=221,
+        spacegroup_symbol="Pm-3m",
+        density=6.02,
+        volume=64.3,
+        year=1999,
+        tags={"mineral": "x"},
+        content_hash="ab",
+        ingested_at="2026-01-01T00:00:00+00:00",
+    )
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        SearchQuery(structure=StructureIn(content="data_x", name="x.cif"), top_k=7, using="xrd", exact=True),
+        SearchQuery(structure=StructureIn(content=b"\x00data", name="y.cif", format="cif")),
+        SearchQuery(pattern=PatternIn(two_theta=[10.0, 20.0], intensity=[1.0, 2.0])),
+        SearchQuery(
+            material_id="cod:1",
+            filters=SearchFilters(elements_all=["Li"], chemical_system="O-Li", spacegroup_number=12, min_sites=1),
+        ),
+        SearchQuery(vector=[0.5, -1.0], filters=SearchFilters(max_sites=20, sources=["cod"], elements_none=["Pb"])),
+    ],
+)
+def test_search_query_round_trips_through_protobuf(query):
+    assert convert.search_query_from_pb(convert.search_query_to_pb(query)) == query
+
+
+def test_payload_hit_and_upsert_round_trip():
+    hit = Hit(material_id="cod:1000000", distance=0.25, payload=_payload())
+    assert convert.hit_from_pb(convert.hit_to_pb(hit)) == hit
+    sparse = _payload().model_copy(update={"spacegroup_number": None, "spacegroup_symbol": None, "year": None})
+    assert convert.payload_from_pb(convert.payload_to_pb(sparse)) == sparse
+    upsert = UpsertQuery(
+        items=[UpsertItem(structure=StructureIn(content="c", name="a.cif"), source="cod", tags={"k": "v"})]
+    )
+    assert convert.upsert_query_from_pb(convert.upsert_query_to_pb(upsert)) == upsert
