@@ -97,3 +97,36 @@ def test_payload_hit_and_upsert_round_trip():
         items=[UpsertItem(structure=StructureIn(content="c", name="a.cif"), source="cod", tags={"k": "v"})]
     )
     assert convert.upsert_query_from_pb(convert.upsert_query_to_pb(upsert)) == upsert
+
+
+def _serve_configs() -> dict[str, dict]:
+    from pathlib import Path
+
+    import yaml
+
+    deploy = Path(__file__).resolve().parents[1] / "deploy"
+    rayservice = yaml.safe_load((deploy / "kuberay-rayservice.yaml").read_text())
+    return {
+        "serve_config.yaml": yaml.safe_load((deploy / "serve_config.yaml").read_text()),
+        "kuberay-rayservice.yaml": yaml.safe_load(rayservice["spec"]["serveConfigV2"]),
+    }
+
+
+@pytest.mark.parametrize("name", ["serve_config.yaml", "kuberay-rayservice.yaml"])
+def test_deploy_configs_are_valid_serve_configs(name):
+    import importlib
+
+    from ray.serve.schema import ServeDeploySchema
+
+    config = ServeDeploySchema.model_validate(_serve_configs()[name])
+    (app,) = config.applications
+    module, _, attr = app.import_path.partition(":")
+    assert callable(getattr(importlib.import_module(module), attr))
+    settings = ServiceSettings.model_validate(app.args)  # a misspelt arg fails here
+    assert settings.max_request_bytes == 16 * 1024 * 1024
+    for path in config.grpc_options.grpc_servicer_functions:
+        module, _, attr = path.rpartition(".")
+        assert callable(getattr(importlib.import_module(module), attr))
+    store = next(d for d in app.deployments if d.name == "StoreDeployment")
+    assert store.num_replicas == 1  # the embedded store has one owner process
+    assert {d.name for d in app.deployments} == {"EmbedderDeployment", "StoreDeployment", "Gateway"}
