@@ -16,7 +16,13 @@ import pytest
 from pymatgen.core import Structure
 
 from training.evaluation.data import crystal_system, read_labels_csv, subsample
-from training.evaluation.metrics import nearest_other_distance, neighbour_quality, pairwise_l2, retrieval_curve
+from training.evaluation.metrics import (
+    cross_modal_retrieval,
+    nearest_other_distance,
+    neighbour_quality,
+    pairwise_l2,
+    retrieval_curve,
+)
 
 FCC = ("Al", "Cu", "Ag", "Au", "Ni", "Pt")
 BCC = ("Cr", "Mo", "W", "V", "Nb", "Ta")
@@ -54,6 +60,9 @@ def test_retrieval_perfect_random_and_known_rank():
     keys = np.array([[3.0], [1.0], [2.0], [100.0]])
     queries = np.array([[0.0], [1.0], [2.0], [100.0]])
     assert retrieval_curve(queries, keys, 3).tolist() == [0.75, 0.75, 1.0]
+    # the other direction from the same matrix: key 0 (at 3) has queries 2 and 1 nearer than query 0
+    forward, backward = cross_modal_retrieval(queries, keys, 3)
+    assert forward.tolist() == [0.75, 0.75, 1.0] and backward.tolist() == [0.75, 0.75, 1.0]
 
 
 def test_neighbour_quality_perfect_random_and_hand_counted():

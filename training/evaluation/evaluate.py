@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from training.evaluation.baselines import BASELINES, make_baselines
 from training.evaluation.data import EvalItem, subsample
-from training.evaluation.metrics import NeighbourQuality, neighbour_quality, retrieval_curve
+from training.evaluation.metrics import NeighbourQuality, cross_modal_retrieval, neighbour_quality
 from training.evaluation.probes import ProbeResult, few_shot_probe
 from training.evaluation.robustness import (
     RobustnessResult,
@@ -114,10 +114,11 @@ def evaluate(
     # 2. cross-modal retrieval over everything
     tick = time.perf_counter()
     n = len(items)
+    xrd_to_structure, structure_to_xrd = cross_modal_retrieval(xrd, crystal, config.max_k)
     retrieval = RetrievalResult(
         n=n,
-        xrd_to_structure=retrieval_curve(xrd, crystal, config.max_k).tolist(),
-        structure_to_xrd=retrieval_curve(crystal, xrd, config.max_k).tolist(),
+        xrd_to_structure=xrd_to_structure.tolist(),
+        structure_to_xrd=structure_to_xrd.tolist(),
         chance=[min(1.0, k / n) for k in range(1, config.max_k + 1)],
     )
     seconds["retrieval"] = time.perf_counter() - tick

@@ -41,6 +41,12 @@ def pairwise_l2(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
     return torch.cat(blocks).numpy() if blocks else np.zeros((0, len(tb)))
 
 
+def _curve_from_distances(dist: np.ndarray, max_k: int) -> np.ndarray:
+    own = np.diag(dist)[:, None]
+    rank = (dist < own).sum(axis=1)  # 0 = found first
+    return np.array([(rank < k).mean() for k in range(1, max_k + 1)])
+
+
 def retrieval_curve(queries: np.ndarray, keys: np.ndarray, max_k: int = 10) -> np.ndarray:
     """Top-k accuracy for k = 1..max_k when query i's one correct answer is key i.
 
@@ -50,14 +56,20 @@ def retrieval_curve(queries: np.ndarray, keys: np.ndarray, max_k: int = 10) -> n
 
     Shapes: queries (n, d), keys (n, d) → (max_k,) fractions in [0, 1].
     """
-    if len(queries) != len(keys):
-        raise ValueError(f"{len(queries)} queries but {len(keys)} keys; query i must match key i")
-    if len(queries) == 0:
-        return np.full(max_k, np.nan)
-    dist = pairwise_l2(queries, keys)
-    own = np.diag(dist)[:, None]
-    rank = (dist < own).sum(axis=1)  # 0 = found first
-    return np.array([(rank < k).mean() for k in range(1, max_k + 1)])
+    return cross_modal_retrieval(queries, keys, max_k)[0]
+
+
+def cross_modal_retrieval(a: np.ndarray, b: np.ndarray, max_k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k curves of both directions, a → b and b → a, from one distance matrix.
+
+    Shapes: a (n, d), b (n, d) → two (max_k,) arrays.
+    """
+    if len(a) != len(b):
+        raise ValueError(f"{len(a)} queries but {len(b)} keys; query i must match key i")
+    if len(a) == 0:
+        return np.full(max_k, np.nan), np.full(max_k, np.nan)
+    dist = pairwise_l2(a, b)
+    return _curve_from_distances(dist, max_k), _curve_from_distances(dist.T, max_k)
 
 
 class NeighbourQuality(BaseModel):
