@@ -17,7 +17,7 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from service.settings import APP_NAME, GRPC_SERVICER, ServiceSettings
@@ -35,6 +35,7 @@ class Running:
     http_url: str
     grpc_target: str
     local_ray: bool
+    saved_env: dict[str, str | None] = field(default_factory=dict)
 
     def stop(self) -> None:
         """Remove the application; for a local Ray also shut Serve and Ray down (no process left)."""
@@ -49,10 +50,19 @@ class Running:
         finally:
             if self.local_ray:
                 ray.shutdown()
+            for name, value in self.saved_env.items():  # the Ray variables init_ray set for this run
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
 
 def local_temp_dir(settings: ServiceSettings) -> Path:
     return settings.ray_temp_dir or Path(f"/tmp/mc-ray-{os.getuid()}")
+
+
+RAY_ENV = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH", "RAY_SERVE_GRPC_MAX_MESSAGE_SIZE")
+"""Environment variables a local start sets (restored by :meth:`Running.stop`)."""
 
 
 def init_ray(settings: ServiceSettings) -> bool:
@@ -82,11 +92,12 @@ def init_ray(settings: ServiceSettings) -> bool:
 def ensure_builtin(settings: ServiceSettings) -> int:
     """Store the built-in structures when the collection is empty; returns the collection size."""
     from encoders.checkpoint import resolve_model
-    from encoders.embedder import Embedder
+    from encoders.embedder import Embedder, default_device
     from service.ingest import ingest_builtin
     from service.store import open_store
 
-    embedder = Embedder(resolve_model(settings.model_path, "cpu"), device=settings.device or "cpu")
+    device = settings.device or str(default_device())
+    embedder = Embedder(resolve_model(settings.model_path, device), device=device)
     with open_store(settings.store, embedder.model_id, embedder.dim) as store:
         if store.count() == 0:
             print("storing the built-in structures (first start)...", file=sys.stderr)
@@ -101,8 +112,12 @@ def start(settings: ServiceSettings, *, ingest_builtin: bool | None = None) -> R
 
     from service.app import build
 
-    if settings.ingest_builtin if ingest_builtin is None else ingest_builtin:
+    wanted = settings.ingest_builtin if ingest_builtin is None else ingest_builtin
+    # From this process only where it reaches the same store as the service: a local embedded
+    # directory, or a Qdrant server (an embedded store on a remote Ray node is that node's).
+    if wanted and (not os.environ.get("RAY_ADDRESS") or settings.store.qdrant_url):
         ensure_builtin(settings)
+    saved_env = {name: os.environ.get(name) for name in RAY_ENV}
     local = init_ray(settings)
     try:
         serve.start(
@@ -118,7 +133,13 @@ def start(settings: ServiceSettings, *, ingest_builtin: bool | None = None) -> R
             ray.shutdown()
         raise
     host = "127.0.0.1" if settings.http_host in ("0.0.0.0", "::") else settings.http_host
-    return Running(settings, f"http://{host}:{settings.http_port}", f"{host}:{settings.grpc_port}", local)
+    return Running(
+        settings,
+        f"http://{host}:{settings.http_port}",
+        f"{host}:{settings.grpc_port}",
+        local,
+        saved_env if local else {},
+    )
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:

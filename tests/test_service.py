@@ -225,6 +225,13 @@ def test_writes_need_the_key(service, client, stored):
     assert client.stats().count == N_STORED
 
 
+def test_the_service_owns_the_embedded_store(service, client):
+    from service.store import StoreLockedError, open_store
+
+    with pytest.raises(StoreLockedError, match="service API"):
+        open_store(service.settings.store, client.stats().model_id)
+
+
 def test_cli_search_remote(service, stored, capsys):
     from service.cli import main
 
