@@ -274,3 +274,16 @@ def test_evaluate_command_rejects_bad_arguments_by_name(element_set, tmp_path, c
     assert main(["evaluate", str(folder), "--baselines", "soap"]) == 2
     err = json.loads(capsys.readouterr().err.strip().splitlines()[-1])["error"]
     assert err["reason"] == "bad_argument" and "soap" in err["message"]
+
+
+def test_default_data_is_the_corpus_the_model_was_trained_on(tmp_path):
+    from training.corpus import RECORDS_FILE, CorpusConfig
+    from training.evaluation.cli import model_corpus
+
+    assert model_corpus({"note": "random initialisation, untrained"}) == (None, CorpusConfig())
+    (tmp_path / RECORDS_FILE).write_bytes(b"")
+    recorded = {"config": {"corpus": str(tmp_path), "corpus_build": {"seed": 7, "target": 500}}}
+    folder, build = model_corpus(recorded)
+    assert folder == tmp_path and build.seed == 7 and build.target == 500
+    gone = {"config": {"corpus": str(tmp_path / "moved"), "corpus_build": {"seed": 7}}}
+    assert model_corpus(gone)[0] is None

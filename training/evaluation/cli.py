@@ -1,8 +1,9 @@
 """``matconcept evaluate``: score a model on held-out structures beside hand-crafted baselines.
 
-By default the data are the held-out ``test`` prototype groups of the training corpus (built with
-the corpus defaults into the user cache on first use, ~10 s); ``--corpus`` points at a built
-corpus, ``--builtin`` uses the labelled AFLOW prototype library, and CIF paths evaluate on a user's
+By default the data are the held-out ``test`` prototype groups of the corpus the model was trained
+on (its directory as recorded in the checkpoint, or rebuilt from its recorded corpus config into the
+user cache on first use, ~10 s; the corpus defaults for an untrained model); ``--corpus`` points at a
+built corpus, ``--builtin`` uses the labelled AFLOW prototype library, and CIF paths evaluate on a user's
 set, labelled by ``--labels`` (CSV ``id,label``).
 """
 
@@ -13,6 +14,10 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from training.corpus import CorpusConfig
 
 logger = logging.getLogger(__name__)
 
@@ -43,25 +48,34 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_evaluate)
 
 
-def default_corpus_dir() -> Path:
-    """Where the default corpus is cached: one folder per corpus-config hash in the user cache."""
+def model_corpus(training: dict) -> tuple[Path | None, CorpusConfig]:
+    """The corpus a checkpoint was trained on: its directory if still present, and its build config.
+
+    The trainer records ``training["config"]["corpus"]`` (a directory) and ``["corpus_build"]`` (the
+    :class:`training.corpus.CorpusConfig` it builds from when the directory is missing). Models without
+    that record (the random model) get the corpus defaults.
+    """
+    from training.corpus import RECORDS_FILE, CorpusConfig
+
+    config = training.get("config") or {}
+    folder = Path(config["corpus"]) if config.get("corpus") else None
+    build = CorpusConfig.model_validate(config["corpus_build"]) if config.get("corpus_build") else CorpusConfig()
+    return (folder if folder is not None and (folder / RECORDS_FILE).exists() else None), build
+
+
+def cached_corpus(build: CorpusConfig) -> Path:
+    """A corpus built from ``build`` in the user cache (one folder per config hash), built on first use."""
     import hashlib
 
     from platformdirs import user_cache_dir
 
-    from training.corpus import CorpusConfig
+    from training.corpus import MANIFEST_FILE, build_corpus
 
-    key = hashlib.sha256(CorpusConfig().model_dump_json().encode()).hexdigest()[:12]
-    return Path(user_cache_dir("matconcept")) / f"corpus-{key}"
-
-
-def _ensure_default_corpus() -> Path:
-    from training.corpus import MANIFEST_FILE, CorpusConfig, build_corpus
-
-    folder = default_corpus_dir()
+    key = hashlib.sha256(build.model_dump_json().encode()).hexdigest()[:12]
+    folder = Path(user_cache_dir("matconcept")) / f"corpus-{key}"
     if not (folder / MANIFEST_FILE).exists():
-        logger.warning("building the default corpus into %s (once)", folder)
-        build_corpus(CorpusConfig(), folder)
+        logger.warning("building the corpus into %s (once, ~10 s)", folder)
+        build_corpus(build, folder)
     return folder
 
 
@@ -70,7 +84,7 @@ def _fail(reason: str, message: str) -> int:
     return 2
 
 
-def _load_items(args: argparse.Namespace, labels: dict[str, str]):
+def _load_items(args: argparse.Namespace, labels: dict[str, str], training: dict):
     from training.evaluation.data import builtin_items, cif_items, corpus_items
     from training.evaluation.evaluate import DatasetInfo
 
@@ -83,7 +97,10 @@ def _load_items(args: argparse.Namespace, labels: dict[str, str]):
     if args.builtin:
         items = builtin_items(args.split)
         return items, DatasetInfo(source="AFLOW prototypes", split=args.split, n_items=0, n_groups=0, n_compared=0)
-    corpus = args.corpus or _ensure_default_corpus()
+    corpus = args.corpus
+    if corpus is None:
+        trained_on, build = model_corpus(training)
+        corpus = trained_on or cached_corpus(build)
     if not (corpus / "structures.jsonl.gz").exists():
         raise FileNotFoundError(f"{corpus}: not a built corpus (no structures.jsonl.gz)")
     items = corpus_items(corpus, args.split)
@@ -103,8 +120,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
         labels = read_labels_csv(args.labels) if args.labels else {}
     except LabelsError as exc:
         return _fail("bad_labels", str(exc))
+    device = args.device or default_device()
     try:
-        items, dataset = _load_items(args, labels)
+        embedder = Embedder(resolve_model(args.model, device), device=device)
+    except (OSError, ValueError) as exc:
+        return _fail("bad_model", f"{args.model}: {exc}")
+    try:
+        items, dataset = _load_items(args, labels, embedder.loaded.info.training)
     except FileNotFoundError as exc:
         return _fail("unreadable", str(exc))
     if labels and not args.paths:
@@ -127,11 +149,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
         make_baselines(config.baselines)  # unknown names fail here, before minutes of work
     except ValueError as exc:
         return _fail("bad_argument", str(exc))
-    device = args.device or default_device()
-    try:
-        embedder = Embedder(resolve_model(args.model, device), device=device)
-    except (OSError, ValueError) as exc:
-        return _fail("bad_model", f"{args.model}: {exc}")
     report = evaluate(items, embedder, config, dataset)
     if args.out:
         write_report(report, args.out, plots=not args.no_plots)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -30,6 +31,9 @@ from training.evaluation.robustness import (
     perturbations,
     robustness,
 )
+
+if TYPE_CHECKING:
+    from encoders.embedder import Embedder
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +101,10 @@ def _family_target(items: Sequence[EvalItem]) -> tuple[str, np.ndarray]:
 
 
 def evaluate(
-    items: Sequence[EvalItem], embedder, config: EvaluationConfig | None = None, dataset: DatasetInfo | None = None
+    items: Sequence[EvalItem],
+    embedder: Embedder,
+    config: EvaluationConfig | None = None,
+    dataset: DatasetInfo | None = None,
 ) -> EvaluationReport:
     """Score ``embedder`` (an :class:`encoders.embedder.Embedder`) on ``items`` beside the baselines."""
     config = config or EvaluationConfig()

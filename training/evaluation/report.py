@@ -6,7 +6,6 @@ CLI and tests that only need numbers never load it.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -179,16 +178,3 @@ def write_report(report: EvaluationReport, out: Path, plots: bool = True) -> dic
     written["markdown"] = out / MARKDOWN_FILE
     written["markdown"].write_text(markdown(report, names))
     return written
-
-
-def summary(report: EvaluationReport) -> dict:
-    """The headline figures as a small dict (what the model card and README quote)."""
-    out: dict = {
-        "model_id": report.model_id,
-        "n_items": report.dataset.n_items,
-        "xrd_to_structure_top1": report.retrieval.xrd_to_structure[0],
-        "structure_to_xrd_top1": report.retrieval.structure_to_xrd[0],
-    }
-    for kind, methods in report.neighbour_quality.items():
-        out[f"r_precision_{kind}"] = {m: q.r_precision for m, q in methods.items()}
-    return json.loads(json.dumps(out))
