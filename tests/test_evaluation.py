@@ -119,6 +119,8 @@ def test_subsample_keeps_every_group():
     from training.evaluation.data import builtin_items
 
     items = builtin_items("all")[:60]
+    assert all(it.labels.get("strukturbericht") != "None" for it in items)  # pymatgen's missing-tag spelling
+    assert sum("strukturbericht" in it.labels for it in items) > 10
     groups = {it.group for it in items}
     picked = subsample(items, len(groups))
     assert len(picked) == len(groups) and {it.group for it in picked} == groups

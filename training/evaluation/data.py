@@ -35,6 +35,9 @@ CRYSTAL_SYSTEMS = ("triclinic", "monoclinic", "orthorhombic", "tetragonal", "tri
 _SYSTEM_BOUNDS = (2, 15, 74, 142, 167, 194, 230)
 """Last space-group number of each crystal system (International Tables)."""
 
+MISSING_LABELS = frozenset({"none", "null", "nan", "n/a", "-"})
+"""Label values that mean "no label" (pymatgen's AFLOW tags write a missing Strukturbericht as "None")."""
+
 LABEL_ID_COLUMNS = ("id", "name", "file", "cod_id")
 """Header names accepted for the item column of a ``--labels`` CSV (the other column is the label)."""
 
@@ -76,6 +79,7 @@ def _item(
     sg = parsed.spacegroup_number or 1
     anon = parsed.structure.composition.anonymized_formula
     group = group or f"{anon}_{sg}_{len(parsed.structure)}"
+    labels = {k: v for k, v in labels.items() if v.strip() and v.strip().lower() not in MISSING_LABELS}
     labels = {"prototype": group, **labels, "crystal_system": crystal_system(sg)}
     if labels.get("strukturbericht", "")[:1].isalpha():
         labels["strukturbericht_class"] = labels["strukturbericht"][:1].upper()
