@@ -130,3 +130,15 @@ def test_deploy_configs_are_valid_serve_configs(name):
     store = next(d for d in app.deployments if d.name == "StoreDeployment")
     assert store.num_replicas == 1  # the embedded store has one owner process
     assert {d.name for d in app.deployments} == {"EmbedderDeployment", "StoreDeployment", "Gateway"}
+
+
+def test_builder_makes_the_three_deployments(tmp_path):
+    from ray.serve import Application
+
+    from service.app import build
+    from service.store import StoreSettings
+
+    app = build({"store": StoreSettings(db=tmp_path), "max_batch_size": 8})
+    assert isinstance(app, Application)
+    with pytest.raises(ValidationError, match="max_batch_sise"):
+        build({"max_batch_sise": 8})
