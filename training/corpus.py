@@ -466,6 +466,13 @@ def split_of(group: str, seed: int, val_fraction: float, test_fraction: float) -
 
 def build_corpus(config: CorpusConfig, out: Path, mp_api_key: str | None = None) -> dict[str, Any]:
     """Build the corpus into ``out`` and return its manifest (counts per source and split)."""
+    with warnings.catch_warnings():
+        # pymatgen sorts formulas by electronegativity and warns for every noble gas it meets
+        warnings.filterwarnings("ignore", message="No Pauling electronegativity")
+        return _build_corpus(config, out, mp_api_key)
+
+
+def _build_corpus(config: CorpusConfig, out: Path, mp_api_key: str | None) -> dict[str, Any]:
     limits = ParseLimits(max_sites=config.max_sites)
     seeds: list[CorpusRecord] = []
     taken: set[str] = set()

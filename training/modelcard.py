@@ -119,13 +119,15 @@ Retrain with `matconcept train --config training/configs/default.yaml` (remove `
   {manifest["groups_by_split"]} groups.
 
 ## Architecture
-The paper's layout (Linear 92→{arch.hidden}, {arch.n_conv} CGCNN convolutions, mean pooling, MLP head
-{list(arch.crystal_head)}→{arch.embedding_dim}; XRD CNN with {arch.xrd_channels} channels, head
-{list(arch.xrd_head)}→{arch.embedding_dim}), narrowed from 80 to {arch.xrd_channels} XRD channels and 1024 to
-512-wide heads so that a CPU could train it; atom-feature dropout {arch.atom_dropout}.
+The paper's layer layout (Linear 92→{arch.hidden}, {arch.n_conv} CGCNN convolutions, mean pooling, MLP
+head {list(arch.crystal_head)}→{arch.embedding_dim}; XRD 1D CNN with {arch.xrd_channels} channels, head
+{list(arch.xrd_head)}→{arch.embedding_dim}), narrower than published (CGCNN 64 channels, XRD 80 channels,
+1024-wide heads) so that two shared CPU cores could train it for a few epochs; atom-feature dropout
+{arch.atom_dropout}.
 
 ## Training
-- Adam lr {config.lr}, batch {config.batch_size}, margin {config.margin}, seed {config.seed}, fp32.
+- Adam lr {config.lr} (constant), batch {config.batch_size}, margin {config.margin}, seed {config.seed}, fp32
+  (the paper: lr 1e-3, batch 512).
 - Beyond the paper: diffractometer-like XRD augmentation ({config.xrd_augment.enabled}: FWHM
   {config.xrd_augment.fwhm}°, strain ±{config.xrd_augment.strain * 100:.0f} %, zero shift
   ±{config.xrd_augment.zero_shift}°, background, counting noise, texture; {1 - config.xrd_augment.probability:.0%}
