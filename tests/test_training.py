@@ -160,6 +160,17 @@ def test_cif_directory_and_recorded_mp_response(tmp_path, hostile_dir):
     assert list(records_from_mp_docs(docs[1:], config_limits())) == []
 
 
+def test_ncrystal_ncmat_reader():
+    from training.corpus import read_ncmat
+
+    text = "NCMAT v5\n@CELL\n  cubic 5.64\n@SPACEGROUP\n  225\n@ATOMPOSITIONS\n  Na 0 0 0\n  Cl 1/2 1/2 1/2\n"
+    structure = read_ncmat(text)
+    assert structure.composition.reduced_formula == "NaCl" and len(structure) == 8
+    assert structure.lattice.abc == pytest.approx((5.64, 5.64, 5.64))
+    with pytest.raises(ValueError, match="@CELL"):
+        read_ncmat("NCMAT v5\n@DENSITY\n 1.0 g_per_cm3\n")
+
+
 def config_limits():
     from encoders.structure_io import ParseLimits
 
@@ -289,6 +300,7 @@ def _matconcept(*args: str, timeout: float = 400) -> subprocess.CompletedProcess
     )
 
 
+@pytest.mark.slow
 def test_tiny_config_learns_well_above_chance(tiny_root, tmp_path):
     from encoders.checkpoint import load_checkpoint
     from encoders.embedder import Embedder
@@ -309,6 +321,7 @@ def test_tiny_config_learns_well_above_chance(tiny_root, tmp_path):
     assert crystal.shape == xrd.shape == (1, 64) and np.isfinite(crystal).all()
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_continues_with_the_same_state(tiny_root, tmp_path):
     from training.trainer import TrainConfig, load_state, train
 
