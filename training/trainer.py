@@ -223,6 +223,9 @@ def retrieval_metrics(emb: dict[str, Tensor], groups: Tensor) -> dict[str, float
     if k > 0:
         nn_idx = cc.topk(k, largest=False).indices
         m["proto_p10"] = float((groups[nn_idx] == groups.unsqueeze(1)).float().mean())
+        # A random ranking's expected precision: the share of the other items in the anchor's group.
+        same = (groups.unsqueeze(0) == groups.unsqueeze(1)).sum(1) - 1
+        m["proto_p10_chance"] = float((same.float() / (n - 1)).mean())
     return m
 
 
