@@ -193,7 +193,8 @@ def test_probe_scores_informative_features_high_and_noise_near_chance():
     features = {"perfect": onehot + 0.01 * rng.normal(size=onehot.shape), "noise": rng.normal(size=(len(groups), 8))}
     result = few_shot_probe(features, classes, classes, groups, sizes=(10, 40, 500), repeats=3, seed=0)
     assert result.scores["perfect"][0] == 1.0
-    assert abs(result.scores["noise"][0] - result.chance) < 0.2
+    assert result.chance[0] == pytest.approx(1 / 3)
+    assert abs(result.scores["noise"][0] - result.chance[0]) < 0.2
     assert result.scores["perfect"][2] is None  # 500 per class do not exist
     density = rng.uniform(1, 10, size=len(groups))
     reg = few_shot_probe(

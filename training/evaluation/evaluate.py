@@ -42,6 +42,9 @@ EMBEDDING = "embedding"
 LABEL_KINDS = ("prototype", "aflow", "strukturbericht", "strukturbericht_class", "pearson", "mineral", "user")
 """Family labels scored for neighbour quality, when at least :data:`MIN_QUERIES` items share one."""
 MIN_QUERIES = 10
+ZERO_DISTANCE = 1e-6
+"""A median nearest-other distance below this means a representation merges different materials."""
+NEAR_PERFECT = 0.9
 
 
 class EvaluationConfig(BaseModel):
@@ -90,6 +93,7 @@ class EvaluationReport(BaseModel):
     neighbour_quality: dict[str, dict[str, NeighbourQuality]] = Field(description="label kind → method → scores")
     robustness: dict[str, RobustnessResult] = Field(description="method → scores")
     probes: list[ProbeResult]
+    notes: list[str] = Field(default_factory=list, description="caveats found in the figures themselves")
     seconds: dict[str, float]
 
 
@@ -98,6 +102,27 @@ def _family_target(items: Sequence[EvalItem]) -> tuple[str, np.ndarray]:
         return "family (user labels)", np.array([it.labels.get("user", "") for it in items], dtype=object)
     values = [it.labels.get("strukturbericht_class", "") for it in items]
     return "family (Strukturbericht class)", np.array(values, dtype=object)
+
+
+def _notes(quality: dict[str, dict[str, NeighbourQuality]], robust: dict[str, RobustnessResult]) -> list[str]:
+    """Caveats that follow from the figures (so a reader does not take a degenerate win at face value)."""
+    notes = []
+    for method, rob in robust.items():
+        if rob.median_nearest_other < ZERO_DISTANCE:
+            notes.append(
+                f"{method} puts most structures at distance ~0 from another material (median nearest other "
+                f"{rob.median_nearest_other:.2g}): it cannot tell those materials apart, so its robustness ratios "
+                "are meaningless and its family neighbours are found by ties."
+            )
+    proto = quality.get("prototype", {})
+    if "crystalnn" in proto and proto["crystalnn"].r_precision > NEAR_PERFECT:
+        notes.append(
+            "The CrystalNN fingerprint ignores chemistry (x_diff_weight=0, as the Materials Project uses it) and "
+            "lattice scale, and the corpus families are element substitutions of one seed geometry: same-prototype "
+            "neighbours are near-identical to it by construction. Families that differ in geometry (mineral, "
+            "Strukturbericht class, user labels) are the fairer comparison."
+        )
+    return notes
 
 
 def evaluate(
@@ -197,6 +222,7 @@ def evaluate(
         probes.append(few_shot_probe(features, family, family, groups, name=family_name, **common))
     seconds["probes"] = time.perf_counter() - tick
 
+    notes = _notes(quality, robust)
     dataset = dataset or DatasetInfo(source="items", n_items=n, n_groups=0, n_compared=0)
     dataset = dataset.model_copy(
         update={"n_items": n, "n_groups": len({it.group for it in items}), "n_compared": len(sub)}
@@ -210,5 +236,6 @@ def evaluate(
         neighbour_quality=quality,
         robustness=robust,
         probes=probes,
+        notes=notes,
         seconds={k: round(v, 2) for k, v in seconds.items()},
     )

@@ -36,8 +36,9 @@ class ProbeResult(BaseModel):
     """Scores of one probe target for every representation, per training size.
 
     ``scores[method][i]`` is the mean over repeats at ``sizes[i]`` (None where too few examples of
-    at least two classes exist for that size); ``metric`` is balanced accuracy for classes and R²
-    for density; ``mae`` (density only) is the mean absolute error in g/cm³.
+    at least two classes exist for that size; classes with fewer than ``sizes[i]`` training examples
+    are left out at that size, so the chance level can differ between sizes); ``metric`` is balanced
+    accuracy for classes and R² for density; ``mae`` (density only) is the mean absolute error in g/cm³.
     """
 
     target: str
@@ -47,7 +48,9 @@ class ProbeResult(BaseModel):
     scores: dict[str, list[float | None]]
     std: dict[str, list[float | None]]
     mae: dict[str, list[float | None]] = Field(default_factory=dict)
-    chance: float | None = None
+    chance: list[float | None] = Field(
+        description="per size: 1 / classes scored (balanced accuracy of guessing), 0 for R² (predicting the mean)"
+    )
     n_items: int
     n_classes: int | None = None
 
@@ -90,7 +93,7 @@ def few_shot_probe(
     strata, groups = np.asarray(strata), np.asarray(groups)
     scores: dict[str, list[list[float]]] = {m: [[] for _ in sizes] for m in features}
     maes: dict[str, list[list[float]]] = {m: [[] for _ in sizes] for m in features}
-    chances: list[float] = []
+    chances: list[list[float]] = [[] for _ in sizes]
     n_groups = len(set(groups[usable].tolist()))
     if n_groups >= 2:
         splitter = GroupShuffleSplit(n_splits=repeats, test_size=TEST_GROUP_FRACTION, random_state=seed)
@@ -105,8 +108,7 @@ def few_shot_probe(
                 test_idx = test_pool if regression else test_pool[np.isin(strata[test_pool], classes)]
                 if len(test_idx) == 0 or (not regression and len(np.unique(strata[test_idx])) < MIN_CLASSES):
                     continue
-                if not regression and si == 0:
-                    chances.append(1.0 / len(np.unique(strata[test_idx])))
+                chances[si].append(0.0 if regression else 1.0 / len(np.unique(strata[test_idx])))
                 for method, x in features.items():
                     if regression:
                         model = RandomForestRegressor(n_estimators=N_TREES, random_state=seed + rep, n_jobs=1)
@@ -134,7 +136,7 @@ def few_shot_probe(
         scores={m: mean(v) for m, v in scores.items()},
         std={m: std(v) for m, v in scores.items()},
         mae={m: mean(v) for m, v in maes.items()} if regression else {},
-        chance=float(np.mean(chances)) if chances else (0.0 if regression else None),
+        chance=mean(chances),
         n_items=len(usable),
         n_classes=None if regression else len(set(strata[usable].tolist())),
     )

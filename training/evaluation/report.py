@@ -27,6 +27,14 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
+RATIO_CAP = 1000.0
+"""Ratios above this are printed as ">1000": the method puts other materials at (almost) zero distance."""
+
+
+def _ratio(value: float) -> str:
+    return f">{RATIO_CAP:.0f}" if not value < RATIO_CAP else f"{value:.3f}"
+
+
 def _plot_retrieval(report: EvaluationReport, path: Path) -> None:
     import matplotlib.pyplot as plt
 
@@ -74,8 +82,9 @@ def _plot_probes(report: EvaluationReport, path: Path) -> None:
             pts = [(s, v) for s, v in zip(probe.sizes, scores, strict=True) if v is not None]
             if pts:
                 ax.plot(*zip(*pts, strict=True), "o-", label=method)
-        if probe.chance is not None:
-            ax.axhline(probe.chance, color="k", ls="--", label="chance")
+        pts = [(s, c) for s, c in zip(probe.sizes, probe.chance, strict=True) if c is not None]
+        if pts:
+            ax.plot(*zip(*pts, strict=True), "k--", label="chance")
         ax.set(xscale="log", xlabel="training examples per class", ylabel=probe.metric, title=probe.target)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
@@ -128,32 +137,38 @@ def markdown(report: EvaluationReport, plots: dict[str, str] | None = None) -> s
     if "precision" in plots:
         lines += [f"![precision@k]({plots['precision']})", ""]
     lines += [
-        "## Robustness (distance to a variant ÷ distance to the nearest other material; median)",
+        "## Robustness",
         "",
-        "Fraction in brackets: variants closer than the nearest other material (1 = always found first).",
+        "Per perturbation: the fraction of structures whose variant is closer to them than their nearest",
+        "different material (other reduced formula) is, then the median of d(variant) / d(nearest other).",
         "",
     ]
     if report.robustness:
         names = list(next(iter(report.robustness.values())).perturbations)
-        lines += ["| method | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+        lines += [
+            "| method | " + " | ".join(names) + " | median d(nearest other) |",
+            "|---|" + "---|" * (len(names) + 1),
+        ]
         for method, rob in report.robustness.items():
             cells = " | ".join(
-                f"{_fmt(rob.perturbations[n].ratio_median, 3)} ({_fmt(rob.perturbations[n].closer_than_nearest, 2)})"
+                f"{_fmt(rob.perturbations[n].closer_than_nearest, 2)} ({_ratio(rob.perturbations[n].ratio_median)})"
                 for n in names
             )
-            lines.append(f"| {method} | {cells} |")
+            lines.append(f"| {method} | {cells} | {rob.median_nearest_other:.3g} |")
         lines.append("")
+    if report.notes:
+        lines += ["## Reading these numbers", "", *[f"- {note}" for note in report.notes], ""]
     lines += ["## Few-shot concept probes (random forest, leave-groups-out)", ""]
     for probe in report.probes:
         lines += [
-            f"**{probe.target}** ({probe.metric}, {probe.n_items} structures, chance {_fmt(probe.chance)})",
+            f"**{probe.target}** ({probe.metric}, {probe.n_items} structures, {probe.repeats} group splits)",
             "",
             "| method | " + " | ".join(f"n={s}" for s in probe.sizes) + " |",
             "|---|" + "---|" * len(probe.sizes),
         ]
         for method, scores in probe.scores.items():
             lines.append(f"| {method} | " + " | ".join(_fmt(v) for v in scores) + " |")
-        lines.append("")
+        lines += ["| chance | " + " | ".join(_fmt(c) for c in probe.chance) + " |", ""]
     if "probes" in plots:
         lines += [f"![probes]({plots['probes']})", ""]
     lines += ["Seconds per step: " + ", ".join(f"{k} {v:.1f}" for k, v in report.seconds.items()), ""]
