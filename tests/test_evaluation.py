@@ -274,6 +274,9 @@ def test_evaluate_command_rejects_bad_arguments_by_name(element_set, tmp_path, c
     assert main(["evaluate", str(tmp_path / "nowhere")]) == 2
     err = json.loads(capsys.readouterr().err.strip().splitlines()[-1])["error"]
     assert err["reason"] == "unreadable" and "nowhere" in err["message"]
+    assert main(["evaluate", str(folder), "--model", str(tmp_path / "no-model")]) == 2
+    err = json.loads(capsys.readouterr().err.strip().splitlines()[-1])["error"]
+    assert err["reason"] == "bad_model" and "no-model" in err["message"]
     assert main(["evaluate", str(folder), "--baselines", "soap"]) == 2
     err = json.loads(capsys.readouterr().err.strip().splitlines()[-1])["error"]
     assert err["reason"] == "bad_argument" and "soap" in err["message"]
