@@ -59,7 +59,7 @@ class EvaluationConfig(BaseModel):
     robustness_sample: int = Field(default=30, ge=0, description="structures perturbed")
     robustness_max_sites: int = Field(default=16, ge=1, description="largest primitive cell perturbed")
     probe_sizes: list[int] = Field(default=[10, 20, 50, 100])
-    probe_repeats: int = Field(default=3, ge=1)
+    probe_repeats: int = Field(default=5, ge=1, description="group splits per probe size (few groups: average more)")
     seed: int = 0
     workers: int | None = Field(default=None, description="processes for the CrystalNN baseline")
 
@@ -102,6 +102,14 @@ def _family_target(items: Sequence[EvalItem]) -> tuple[str, np.ndarray]:
         return "family (user labels)", np.array([it.labels.get("user", "") for it in items], dtype=object)
     values = [it.labels.get("strukturbericht_class", "") for it in items]
     return "family (Strukturbericht class)", np.array(values, dtype=object)
+
+
+def _model_note(training: dict) -> str:
+    """One line of provenance from the checkpoint (run name and epoch), or its note (random model)."""
+    if "note" in training:
+        return str(training["note"])
+    parts = [f"{k} {training[k]}" for k in ("run", "epoch", "corpus") if k in training]
+    return ", ".join(parts)
 
 
 def _notes(quality: dict[str, dict[str, NeighbourQuality]], robust: dict[str, RobustnessResult]) -> list[str]:
@@ -229,7 +237,7 @@ def evaluate(
     )
     return EvaluationReport(
         model_id=embedder.model_id,
-        model_note=str(embedder.loaded.info.training.get("note", "")),
+        model_note=_model_note(embedder.loaded.info.training),
         dataset=dataset,
         config=config,
         retrieval=retrieval,
