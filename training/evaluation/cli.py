@@ -37,7 +37,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, help="write report.json, report.md and plots into this directory")
     p.add_argument("--labels", type=Path, help="CSV of id,label: family labels for neighbour quality and probes")
     p.add_argument("--limit", type=int, help="evaluate on at most N structures (spread evenly over groups)")
-    p.add_argument("--corpus", type=Path, help="built corpus directory (default: the default corpus, cached)")
+    p.add_argument("--corpus", type=Path, help="built corpus directory (default: the corpus the model was trained on)")
     p.add_argument("--split", choices=SPLITS, default="test", help="corpus split (default: held-out test groups)")
     p.add_argument("--builtin", action="store_true", help="use the labelled AFLOW prototype library")
     p.add_argument("--baselines", nargs="*", help="baselines to compare (default: all)")
