@@ -199,6 +199,9 @@ def run_serve(args: argparse.Namespace) -> int:
         return 0
     print("Ctrl-C to stop", file=sys.stderr)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # A process started in the background by a non-interactive shell inherits SIGINT ignored;
+    # restore Python's handler so `kill -INT` (and Ctrl-C) always stop the service.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         while True:
             time.sleep(1.0)
