@@ -152,7 +152,10 @@ def _cli(*args: str, **kwargs) -> list[str]:
     return [sys.executable, "-m", "service.cli", *args]
 
 
-def test_killed_ingest_resumes_to_exactly_the_expected_points(tmp_path, hostile_dir, embedder):
+def test_killed_ingest_resumes_to_exactly_the_expected_points(tmp_path, hostile_dir):
+    from encoders.checkpoint import resolve_model
+
+    cli_model = resolve_model(None, "cpu")  # the model the `matconcept ingest` subprocess uses
     inputs = tmp_path / "in"
     (inputs / "cod").mkdir(parents=True)
     for path in crystals_cifs():
@@ -180,8 +183,8 @@ def test_killed_ingest_resumes_to_exactly_the_expected_points(tmp_path, hostile_
     proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL and stored_batches == 3, "the ingest must be killed mid-way"
 
-    collection = db / f"matconcept-{embedder.model_id}"
-    with EdgeStore(collection, embedder.model_id) as store:
+    collection = db / f"matconcept-{cli_model.model_id}"
+    with EdgeStore(collection, cli_model.model_id) as store:
         survived = store.iter_ids()
     assert len(survived) == len(set(survived)) >= 24 and len(survived) < len(good)
     assert set(survived) <= {f"user:{stem}" for stem in good}
@@ -192,9 +195,9 @@ def test_killed_ingest_resumes_to_exactly_the_expected_points(tmp_path, hostile_
     n_bad = sum(1 for r in hostile.values() if r)
     assert summary["read"] == len(good) + n_bad and summary["failed"] == n_bad
     assert summary["unchanged"] == len(survived) and summary["added"] == len(good) - len(survived)
-    with EdgeStore(collection, embedder.model_id) as store:
+    with EdgeStore(collection, cli_model.model_id) as store:
         final = store.iter_ids()
         assert sorted(final) == sorted(f"user:{stem}" for stem in good)
         assert store.count() == len(good)
         for record in store.get(final[:5], with_vectors=True):
-            assert len(record.vectors["crystal"]) == len(record.vectors["xrd"]) == embedder.dim
+            assert len(record.vectors["crystal"]) == len(record.vectors["xrd"]) == cli_model.info.model.embedding_dim
