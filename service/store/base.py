@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from service.store.models import VECTOR_NAMES, Hit, MaterialRecord, PointIn, SearchFilters
+from service.store.models import VECTOR_NAMES, Hit, MaterialPayload, MaterialRecord, PointIn, SearchFilters
 
 VectorName = Literal["crystal", "xrd"]
 
@@ -109,8 +109,18 @@ class VectorStore(ABC):
         """
 
     @abstractmethod
+    def _retrieve(self, material_ids: list[str], with_payload: bool, with_vectors: bool) -> list[Any]:
+        """The engine's point records (``.id``, ``.payload``, ``.vector``) for these material ids."""
+
     def get(self, material_ids: list[str], with_vectors: bool = False) -> list[MaterialRecord]:
         """Stored materials by id, in the order asked; unknown ids are simply absent."""
+        found = {}
+        for r in self._retrieve(material_ids, True, with_vectors):
+            vectors = {k: list(map(float, v)) for k, v in r.vector.items()} if with_vectors and r.vector else None
+            found[r.payload["material_id"]] = MaterialRecord(
+                material_id=r.payload["material_id"], payload=MaterialPayload(**r.payload), vectors=vectors
+            )
+        return [found[m] for m in dict.fromkeys(material_ids) if m in found]
 
     @abstractmethod
     def delete(self, material_ids: list[str]) -> int:

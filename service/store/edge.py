@@ -40,7 +40,7 @@ from service.store.base import (
     check_using,
     check_vector,
 )
-from service.store.models import VECTOR_NAMES, Hit, MaterialPayload, MaterialRecord, PointIn, SearchFilters
+from service.store.models import VECTOR_NAMES, Hit, MaterialPayload, PointIn, SearchFilters
 from service.store.payload import point_id_for
 
 logger = logging.getLogger(__name__)
@@ -217,15 +217,6 @@ class EdgeStore(VectorStore):
     def _retrieve(self, material_ids: list[str], with_payload, with_vectors: bool) -> list:
         ids = [point_id_for(m) for m in material_ids]
         return self.shard.retrieve(ids, with_payload=with_payload, with_vector=with_vectors) if ids else []
-
-    def get(self, material_ids: list[str], with_vectors: bool = False) -> list[MaterialRecord]:
-        found = {}
-        for r in self._retrieve(material_ids, True, with_vectors):
-            vectors = {k: list(map(float, v)) for k, v in r.vector.items()} if with_vectors and r.vector else None
-            found[r.payload["material_id"]] = MaterialRecord(
-                material_id=r.payload["material_id"], payload=MaterialPayload(**r.payload), vectors=vectors
-            )
-        return [found[m] for m in dict.fromkeys(material_ids) if m in found]
 
     def delete(self, material_ids: list[str]) -> int:
         records = self._retrieve(material_ids, False, False)

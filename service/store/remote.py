@@ -24,7 +24,7 @@ from service.store.base import (
     check_using,
     check_vector,
 )
-from service.store.models import VECTOR_NAMES, Hit, MaterialPayload, MaterialRecord, PointIn, SearchFilters
+from service.store.models import VECTOR_NAMES, Hit, MaterialPayload, PointIn, SearchFilters
 from service.store.payload import point_id_for
 
 logger = logging.getLogger(__name__)
@@ -131,15 +131,6 @@ class RemoteStore(VectorStore):
         if not ids:
             return []
         return self.client.retrieve(self.collection, ids, with_payload=with_payload, with_vectors=with_vectors)
-
-    def get(self, material_ids: list[str], with_vectors: bool = False) -> list[MaterialRecord]:
-        found = {}
-        for r in self._retrieve(material_ids, True, with_vectors):
-            vectors = {k: list(map(float, v)) for k, v in r.vector.items()} if with_vectors and r.vector else None
-            found[r.payload["material_id"]] = MaterialRecord(
-                material_id=r.payload["material_id"], payload=MaterialPayload(**r.payload), vectors=vectors
-            )
-        return [found[m] for m in dict.fromkeys(material_ids) if m in found]
 
     def delete(self, material_ids: list[str]) -> int:
         records = self._retrieve(material_ids, False, False)
