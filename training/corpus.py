@@ -206,22 +206,12 @@ _ELEMENT_SYMBOLS = frozenset(e.symbol for e in Element)
 def builtin_seeds(limits: ParseLimits) -> Iterator[CorpusRecord]:
     """Every ordered seed structure that ships in a dependency (plus NCrystal data if installed)."""
     from encoders.builtin import aflow_prototypes, cod_cif_files, pymatgen_samples
-    from encoders.sources import iter_entries
 
     for proto in aflow_prototypes():
         parsed = _checked(proto.structure, f"aflow:{proto.source_id}", limits)
         if parsed is not None:
             yield _seed_record(parsed, "aflow", proto.source_id)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # CifParser warns about every rounded occupancy
-        for entry in iter_entries(cod_cif_files(), suffixes=(".cif",)):
-            try:
-                parsed = read_entry(entry, limits)
-            except StructureInputError as exc:
-                logger.info("seed %s skipped: %s", entry.name, exc.message)
-                continue
-            if not parsed.disordered:
-                yield _seed_record(parsed, "cod", parsed.metadata.cod_id or entry.stem)
+    yield from cif_seeds(cod_cif_files(), limits, source="cod")
     for sample in pymatgen_samples():
         parsed = _checked(sample.structure, f"pymatgen:{sample.source_id}", limits)
         if parsed is not None:
@@ -238,20 +228,20 @@ def builtin_seeds(limits: ParseLimits) -> Iterator[CorpusRecord]:
                 yield _seed_record(parsed, "ncrystal", path.stem)
 
 
-def cif_seeds(paths: Iterable[Path], limits: ParseLimits) -> Iterator[CorpusRecord]:
+def cif_seeds(paths: Iterable[Path], limits: ParseLimits, source: str = "cif") -> Iterator[CorpusRecord]:
     """Ordered structures from a COD mirror or any CIF directory/archive (bad files are logged, skipped)."""
     from encoders.sources import iter_entries
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for entry in tqdm(iter_entries(list(paths), suffixes=(".cif",)), desc="cif", unit="file", disable=None):
+        warnings.simplefilter("ignore")  # CifParser warns about every rounded occupancy
+        for entry in tqdm(iter_entries(list(paths), suffixes=(".cif",)), desc=source, unit="file", disable=None):
             try:
                 parsed = read_entry(entry, limits)
             except StructureInputError as exc:
-                logger.info("cif %s skipped: %s", entry.name, exc.message)
+                logger.info("%s %s skipped: %s", source, entry.name, exc.message)
                 continue
             if not parsed.disordered:
-                yield _seed_record(parsed, "cif", parsed.metadata.cod_id or entry.stem)
+                yield _seed_record(parsed, source, parsed.metadata.cod_id or entry.stem)
 
 
 # ---------------------------------------------------------------------------------------- substitution
