@@ -9,6 +9,7 @@ the engines answer the same questions the same way.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Literal
@@ -21,6 +22,8 @@ VectorName = Literal["crystal", "xrd"]
 
 KEYWORD_INDEXES: tuple[str, ...] = ("material_id", "source", "formula", "elements")
 """Payload fields matched by value (filters, get by id); indexed as keywords."""
+SCROLL_PAGE = 1024
+"""Points per scroll request."""
 INTEGER_INDEXES: tuple[str, ...] = ("spacegroup_number", "n_sites", "n_elements")
 """Payload fields matched by value or range; indexed as integers."""
 
@@ -150,9 +153,32 @@ class VectorStore(ABC):
     def close(self) -> None:
         """Release the engine (and, for the embedded store, its directory lock)."""
 
+    @abstractmethod
+    def _scroll_page(self, offset: Any, limit: int, fields: list[str], using: list[str]) -> tuple[list[Any], Any]:
+        """One page of point records (``.payload`` with ``fields``, ``.vector`` with ``using``) and the next offset."""
+
+    def scroll(
+        self, fields: list[str], using: VectorName | None = None, page: int = SCROLL_PAGE
+    ) -> Iterator[tuple[list[dict[str, Any]], np.ndarray | None]]:
+        """Every stored point, a page at a time: (payloads with ``fields``, (n, dim) float32 vectors or None).
+
+        The materials map reads the whole collection this way; ``material_id`` is always included.
+        """
+        fields = list(dict.fromkeys(["material_id", *fields]))
+        names = [check_using(using)] if using else []
+        offset = None
+        while True:
+            records, offset = self._scroll_page(offset, page, fields, names)
+            if records:
+                payloads = [dict(r.payload) for r in records]
+                vectors = np.asarray([r.vector[using] for r in records], dtype=np.float32) if using else None
+                yield payloads, vectors
+            if offset is None:
+                return
+
     def iter_ids(self) -> list[str]:
         """Every stored material id (for tests, audits and small collections)."""
-        raise NotImplementedError
+        return [p["material_id"] for payloads, _ in self.scroll([]) for p in payloads]
 
     def __enter__(self) -> VectorStore:
         return self

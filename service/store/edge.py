@@ -58,7 +58,6 @@ HNSW_EF = 128
 """Candidates per HNSW query; at least ``k`` is used (top-50 needs headroom above 50 for recall)."""
 FULL_SCAN_THRESHOLD_KB = 10_000
 """Segments smaller than this (≈2,400 vectors of 1024 float32) are scanned exactly, as in Qdrant."""
-SCROLL_PAGE = 1024
 
 
 def _edge_models() -> SimpleNamespace:
@@ -231,17 +230,9 @@ class EdgeStore(VectorStore):
         records = self._retrieve(material_ids, ["material_id", "content_hash"], False)
         return {r.payload["material_id"]: r.payload["content_hash"] for r in records}
 
-    def iter_ids(self) -> list[str]:
-        q = self._q
-        out: list[str] = []
-        offset = None
-        while True:
-            records, offset = self.shard.scroll(
-                q.ScrollRequest(offset=offset, limit=SCROLL_PAGE, with_payload=["material_id"], with_vector=False)
-            )
-            out.extend(r.payload["material_id"] for r in records)
-            if offset is None:
-                return out
+    def _scroll_page(self, offset, limit: int, fields: list[str], using: list[str]):
+        request = self._q.ScrollRequest(offset=offset, limit=limit, with_payload=fields, with_vector=using or False)
+        return self.shard.scroll(request)
 
     @property
     def hnsw_ready(self) -> bool:

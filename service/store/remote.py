@@ -31,7 +31,6 @@ logger = logging.getLogger(__name__)
 
 HNSW_EF = 128
 """Candidates per HNSW query (as in the embedded store)."""
-SCROLL_PAGE = 1024
 TIMEOUT_S = 60
 
 
@@ -146,16 +145,10 @@ class RemoteStore(VectorStore):
         records = self._retrieve(material_ids, ["material_id", "content_hash"], False)
         return {r.payload["material_id"]: r.payload["content_hash"] for r in records}
 
-    def iter_ids(self) -> list[str]:
-        out: list[str] = []
-        offset = None
-        while True:
-            records, offset = self.client.scroll(
-                self.collection, offset=offset, limit=SCROLL_PAGE, with_payload=["material_id"]
-            )
-            out.extend(r.payload["material_id"] for r in records)
-            if offset is None:
-                return out
+    def _scroll_page(self, offset, limit: int, fields: list[str], using: list[str]):
+        return self.client.scroll(
+            self.collection, offset=offset, limit=limit, with_payload=fields, with_vectors=using or False
+        )
 
     def optimize(self) -> None:
         """The server builds HNSW in the background on its own; nothing to do."""
