@@ -2,12 +2,24 @@
 # Set up (or update) matconcept in a virtual environment: the one install step for users and CI.
 #
 #   bash deploy/install.sh            # creates .venv (or $MATCONCEPT_VENV) and installs everything
+#   bash deploy/install.sh --test     # the same, plus Chromium for the browser test of the map page
 #
 # torch: on a machine without an NVIDIA GPU we install the CPU build torch==2.13.0 (a local wheel on
 # this project's build machines; elsewhere PyPI's build). With `nvidia-smi` present we let pip pick
 # PyPI's default CUDA build. Override with TORCH_SPEC, e.g. TORCH_SPEC="torch==2.13.0" or a wheel path.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Debian's Chromium for the web page's browser test (Playwright drives it; it downloads no browser).
+if [ "${1:-}" = "--test" ] && [ ! -x "${MATCONCEPT_CHROMIUM:-/usr/bin/chromium}" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing Debian's chromium for the browser test..." >&2
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "warning: no Chromium at ${MATCONCEPT_CHROMIUM:-/usr/bin/chromium}; install Debian's 'chromium' package" \
+      "(or set MATCONCEPT_CHROMIUM) for the map page's browser test" >&2
+  fi
+fi
 VENV="${MATCONCEPT_VENV:-.venv}"
 PYTHON="${PYTHON:-python3}"
 if [ -z "${TORCH_SPEC:-}" ]; then

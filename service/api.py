@@ -13,6 +13,8 @@ import asyncio
 import logging
 from typing import Any
 
+from service.map.keeper import MapPoints, MapStatus
+from service.map.layout import LayoutParams
 from service.schemas import (
     DeleteQuery,
     DeleteResult,
@@ -22,6 +24,10 @@ from service.schemas import (
     ErrorCode,
     GetQuery,
     GetResult,
+    MapHit,
+    MapPlaceResult,
+    MapQuery,
+    MapQueryPoint,
     PatternIn,
     SearchQuery,
     SearchResult,
@@ -36,6 +42,7 @@ from service.settings import AccessSettings, ServiceSettings
 
 logger = logging.getLogger(__name__)
 
+NO_MAP = "no map yet: run `matconcept map`, or POST /v1/map/layout with the API key"
 TOO_LARGE = "too_large"
 """The parse reason (InputErrorReason.TOO_LARGE) that becomes RESOURCE_EXHAUSTED rather than INVALID_ARGUMENT."""
 
@@ -149,35 +156,93 @@ class ServiceAPI:
         return EmbedResult(model_id=self.model_id, xrd=xrd)
 
     # -- search -------------------------------------------------------------------------------
-    async def search(self, q: SearchQuery) -> SearchResult:
-        if q.top_k > self.settings.max_top_k:
+    def _check_top_k(self, top_k: int) -> None:
+        if top_k > self.settings.max_top_k:
             raise ServiceError(
-                ErrorCode.INVALID_ARGUMENT, f"top_k: {q.top_k} is above the limit {self.settings.max_top_k}", "top_k"
+                ErrorCode.INVALID_ARGUMENT, f"top_k: {top_k} is above the limit {self.settings.max_top_k}", "top_k"
             )
-        summary = None
+
+    async def _query_vector(self, q: SearchQuery | MapQuery, using: str) -> tuple[list[float], Any]:
+        """The vector a query is compared with (``using``'s encoder for a structure) and its summary."""
         if q.structure is not None:
             out = await self._embed_structure(q.structure, "query.structure")
-            vector, summary = (out.crystal if q.using == "crystal" else out.xrd), out.summary
-        elif q.pattern is not None:
-            vector = await self._embed_pattern(q.pattern, "query.pattern")
-        elif q.material_id is not None:
+            return (out.crystal if using == "crystal" else out.xrd), out.summary
+        if q.pattern is not None:
+            return await self._embed_pattern(q.pattern, "query.pattern"), None
+        if q.material_id is not None:
             self._check_ids([q.material_id], "query.material_id")
             records = await self.store.get.remote([q.material_id], True)
             if not records:
                 raise ServiceError(ErrorCode.NOT_FOUND, f"query.material_id: no stored material {q.material_id!r}")
-            vector = records[0].vectors[q.using]
-        else:
-            vector = q.vector or []
-            if len(vector) != self.dim:
-                raise ServiceError(
-                    ErrorCode.INVALID_ARGUMENT,
-                    f"query.vector: {len(vector)} values, the model's vectors have {self.dim}",
-                    "bad_vector",
-                )
+            return records[0].vectors[using], None
+        vector = q.vector or []
+        if len(vector) != self.dim:
+            raise ServiceError(
+                ErrorCode.INVALID_ARGUMENT,
+                f"query.vector: {len(vector)} values, the model's vectors have {self.dim}",
+                "bad_vector",
+            )
+        return vector, None
+
+    async def search(self, q: SearchQuery) -> SearchResult:
+        self._check_top_k(q.top_k)
+        vector, summary = await self._query_vector(q, q.using)
         hits = await self.store.search.remote(
             vector, using=q.using, k=q.top_k, filters=q.filters, exact=True if q.exact else None
         )
         return SearchResult(model_id=self.model_id, using=q.using, hits=hits, query_structure=summary)
+
+    # -- the materials map --------------------------------------------------------------------
+    async def map_status(self) -> MapStatus:
+        return await self.store.map_status.remote()
+
+    async def map_points(self) -> MapPoints:
+        points = await self.store.map_points.remote()
+        if points is None:
+            raise ServiceError(ErrorCode.NOT_FOUND, NO_MAP, "no_map")
+        return points
+
+    async def map_build(self, params: LayoutParams) -> MapStatus:
+        return await self.store.map_build.remote(params)
+
+    async def map_place(self, q: MapQuery, label: str) -> MapPlaceResult:
+        """Embed the query, find its neighbours, and place it on the current layout (nothing stored).
+
+        The layout is of the ``crystal`` vectors; a pattern's XRD vector lands among them because
+        the two encoders share one space (the paper's cross-modal training).
+        """
+        self._check_top_k(q.top_k)
+        status = await self.store.map_status.remote()
+        if status.layout is None:
+            raise ServiceError(ErrorCode.NOT_FOUND, NO_MAP, "no_map")
+        using = status.layout.using
+        vector, summary = await self._query_vector(q, using)
+        hits = await self.store.search.remote(vector, using=using, k=q.top_k, filters=None, exact=None)
+        placed = await self.store.map_place.remote([vector], [h.material_id for h in hits])
+        if placed is None:
+            raise ServiceError(ErrorCode.NOT_FOUND, NO_MAP, "no_map")
+        layout_id, (x, y), positions = placed
+        point = MapQueryPoint(
+            x=x,
+            y=y,
+            label=summary.formula if summary is not None else label,
+            kind="structure" if q.structure is not None else "pattern",
+            structure=summary,
+        )
+        out = []
+        for h, xy in zip(hits, positions, strict=True):
+            out.append(
+                MapHit(
+                    material_id=h.material_id,
+                    distance=h.distance,
+                    x=None if xy is None else xy[0],
+                    y=None if xy is None else xy[1],
+                    formula=h.payload.formula,
+                    spacegroup_symbol=h.payload.spacegroup_symbol,
+                    source=h.payload.source,
+                )
+            )
+        return MapPlaceResult(layout_id=layout_id, query=point, hits=out)
 
     # -- reads and writes by id ---------------------------------------------------------------
     async def get(self, q: GetQuery) -> GetResult:

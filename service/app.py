@@ -210,10 +210,13 @@ class StoreDeployment:
     """
 
     def __init__(self, settings: ServiceSettings, model_id: str, dim: int) -> None:
+        from service.map.keeper import MapKeeper
+        from service.map.storage import LayoutStore
         from service.store import open_store
 
         self.store = open_store(settings.store, model_id, dim)
         self.lock = threading.Lock()
+        self.map = MapKeeper(self.store, LayoutStore(settings.store.maps_dir(model_id)), store_lock=self.lock)
         logger.info("store ready: %s, %d materials", self.store.engine, self.store.count())
 
     def search(self, vector: list[float], *, using: str, k: int, filters, exact: bool | None):
@@ -235,13 +238,40 @@ class StoreDeployment:
     def upsert(self, points: list) -> int:
         with self.lock:
             self.store.upsert(points)
+        self.map.changed([p.payload.material_id for p in points])
         return len(points)
 
     def delete(self, material_ids: list[str]) -> tuple[int, list[str]]:
         with self.lock:
             stored = {r.material_id for r in self.store.get(material_ids)}
             deleted = self.store.delete(material_ids) if stored else 0
+        self.map.changed(list(stored))
         return deleted, [m for m in dict.fromkeys(material_ids) if m not in stored]
+
+    # -- the materials map (layout files live beside the store this replica owns) ---------------
+    def map_status(self):
+        return self.map.status()
+
+    def map_build(self, params):
+        """Start computing a new layout in the background; the status says how far it got."""
+        return self.map.start_build(params)
+
+    def map_points(self):
+        return self.map.points()
+
+    def map_place(self, vectors: list[list[float]], material_ids: list[str]):
+        """(layout id, query position, positions of ``material_ids``) or None before the first layout."""
+        import numpy as np
+
+        from service.map.layout import LayoutError
+
+        try:
+            self.map.sync()
+            layout_id, xy = self.map.place(np.asarray(vectors, dtype=np.float32))
+        except LayoutError:
+            return None
+        positions = [self.map.position(m) for m in material_ids]
+        return layout_id, (float(xy[0, 0]), float(xy[0, 1])), positions
 
     def count(self) -> int:
         with self.lock:

@@ -13,6 +13,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "training.evaluation.cli",
     "training.cli",
     "service.serve_cli",
+    "service.map.cli",
 )
 """Modules that each expose ``add_parsers(subparsers)``; imported lazily so ``--help`` stays fast."""
 

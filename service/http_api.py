@@ -10,6 +10,12 @@ Routes (OpenAPI page at ``/docs``, schema at ``/openapi.json``)::
     GET    /v1/stats
     GET    /healthz
 
+    GET    /map                     the materials map (web page; assets under /map/static/)
+    GET    /v1/map                  the current layout and the layout job's progress
+    GET    /v1/map/points           every stored material with its map position (columns)
+    POST   /v1/map/place            multipart file=<CIF or XRD pattern> [top_k, kind], or JSON MapQuery
+    POST   /v1/map/layout           JSON LayoutParams (optional): recompute the layout (needs the API key)
+
 Errors are ``{"error": {"code", "reason", "message"}}`` with 400 (bad input), 401 (key), 404
 (unknown id), 413 (over a cap) or 503; never a traceback. The API key travels in the same header
 as over gRPC: ``Authorization: Bearer <key>``.
@@ -22,10 +28,13 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.middleware.gzip import GZipMiddleware
+from fastapi.responses import FileResponse, JSONResponse
 from pydantic import ValidationError
 
-from service.api import ServiceAPI
+from service.api import ServiceAPI, input_error
+from service.map.keeper import MapPoints, MapStatus
+from service.map.layout import LayoutParams
 from service.schemas import (
     HTTP_STATUS,
     DeleteQuery,
@@ -34,6 +43,9 @@ from service.schemas import (
     EmbedResult,
     ErrorCode,
     GetQuery,
+    MapPlaceResult,
+    MapQuery,
+    PatternIn,
     SearchQuery,
     SearchResult,
     ServiceError,
@@ -43,10 +55,13 @@ from service.schemas import (
     UpsertResult,
 )
 from service.store.models import MaterialRecord, SearchFilters
+from service.web import asset_path
 
 logger = logging.getLogger(__name__)
 
 MULTIPART = "multipart/form-data"
+PATTERN_SUFFIXES = (".xy", ".xye", ".csv", ".txt", ".dat")
+"""Upload names read as a measured powder pattern (two columns: 2θ, intensity) unless ``kind`` says otherwise."""
 TOO_LARGE = "too_large"
 
 
@@ -108,6 +123,7 @@ def make_http_app(service: ServiceAPI) -> FastAPI:
         return service
 
     app.add_middleware(BodyLimit, limit=service.settings.max_request_bytes)
+    app.add_middleware(GZipMiddleware, minimum_size=4096)  # map points: ~10 MB of JSON at 100k, ~2 MB gzipped
 
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
@@ -189,6 +205,78 @@ def make_http_app(service: ServiceAPI) -> FastAPI:
     async def stats(request: Request) -> StatsResult:
         api().authorize(request.headers.get("authorization"), write=False)
         return await api().stats()
+
+    # -- the materials map ------------------------------------------------------------------------
+    @app.get("/map", include_in_schema=False)
+    async def map_page() -> FileResponse:
+        return FileResponse(asset_path("map.html"), media_type="text/html")
+
+    @app.get("/map/static/{name}", include_in_schema=False)
+    async def map_asset(name: str) -> FileResponse:
+        path = asset_path(name)
+        if path is None:
+            raise ServiceError(ErrorCode.NOT_FOUND, f"no asset {name!r}")
+        return FileResponse(path, headers={"cache-control": "public, max-age=3600"})
+
+    @app.get("/v1/map", response_model=MapStatus, summary="The current map layout and the layout job")
+    async def map_status(request: Request) -> MapStatus:
+        api().authorize(request.headers.get("authorization"), write=False)
+        return await api().map_status()
+
+    @app.get("/v1/map/points", response_model=MapPoints, summary="Every stored material's map position")
+    async def map_points(request: Request) -> MapPoints:
+        api().authorize(request.headers.get("authorization"), write=False)
+        return await api().map_points()
+
+    @app.post("/v1/map/place", response_model=MapPlaceResult, summary="Place a CIF or XRD pattern on the map")
+    async def map_place(request: Request) -> MapPlaceResult:
+        service = api()
+        service.authorize(request.headers.get("authorization"), write=False)
+        if request.headers.get("content-type", "").startswith(MULTIPART):
+            query, label = await _map_query_from_form(request)
+        else:
+            query = await _read(request, MapQuery)
+            label = query.structure.name if query.structure is not None else "pattern"
+        return await service.map_place(query, label)
+
+    @app.post("/v1/map/layout", response_model=MapStatus, summary="Recompute the map layout (API key)")
+    async def map_layout(request: Request) -> MapStatus:
+        service = api()
+        service.authorize(request.headers.get("authorization"), write=True)
+        body = await request.body()
+        try:
+            params = LayoutParams.model_validate_json(body) if body.strip() else LayoutParams()
+        except ValidationError as exc:
+            raise ServiceError(ErrorCode.INVALID_ARGUMENT, validation_message(exc), "invalid_request") from exc
+        return await service.map_build(params)
+
+    async def _map_query_from_form(request: Request) -> tuple[MapQuery, str]:
+        """A multipart upload → (MapQuery, label): a structure file, or a two-column XRD pattern."""
+        form = await request.form()
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise ServiceError(ErrorCode.INVALID_ARGUMENT, "file: a multipart upload needs a 'file' field")
+        name = upload.filename or "upload"
+        content = await upload.read()
+        kind = str(form.get("kind") or "")
+        if kind not in ("", "structure", "pattern"):
+            raise ServiceError(ErrorCode.INVALID_ARGUMENT, f"kind: {kind!r} is not 'structure' or 'pattern'")
+        if not kind:
+            kind = "pattern" if name.lower().endswith(PATTERN_SUFFIXES) else "structure"
+        fields: dict = {}
+        if form.get("top_k") not in (None, ""):
+            fields["top_k"] = form.get("top_k")
+        if kind == "structure":
+            return MapQuery.model_validate({"structure": StructureIn(content=content, name=name), **fields}), name
+        from encoders.errors import StructureInputError
+        from encoders.xrd import read_xy
+
+        try:
+            two_theta, intensity = read_xy(content, name=name)
+        except StructureInputError as exc:
+            raise input_error(exc.to_dict()) from exc
+        pattern = PatternIn(two_theta=two_theta.tolist(), intensity=intensity.tolist())
+        return MapQuery.model_validate({"pattern": pattern, **fields}), name
 
     @app.get("/healthz", summary="Liveness: 200 once the gateway is up")
     async def healthz() -> dict[str, str]:

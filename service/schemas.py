@@ -207,3 +207,44 @@ class EmbeddedStructure(BaseModel):
     xrd: list[float] | None = None
     point: object | None = Field(default=None, description="service.store.PointIn when a label was given")
     error: dict[str, str] | None = Field(default=None, description="StructureInputError.to_dict() on failure")
+
+
+class MapQuery(_Request):
+    """Place a query (a structure or a pattern) on the materials map and find its neighbours."""
+
+    structure: StructureIn | None = None
+    pattern: PatternIn | None = None
+    top_k: int = Field(default=10, ge=1)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> MapQuery:
+        _one_of(self, ("structure", "pattern"), "map query")
+        return self
+
+
+class MapQueryPoint(BaseModel):
+    """Where the query lands on the map."""
+
+    x: float
+    y: float
+    label: str = Field(description="formula of the structure, or the pattern file's name")
+    kind: Literal["structure", "pattern"]
+    structure: StructureSummary | None = None
+
+
+class MapHit(BaseModel):
+    """A neighbour of the query, with its place on the map (None if not laid out yet)."""
+
+    material_id: str
+    distance: float
+    x: float | None = None
+    y: float | None = None
+    formula: str
+    spacegroup_symbol: str | None = None
+    source: str
+
+
+class MapPlaceResult(BaseModel):
+    layout_id: str
+    query: MapQueryPoint
+    hits: list[MapHit] = Field(description="nearest first, in the embedding space (not on the map)")

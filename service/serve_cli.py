@@ -57,6 +57,10 @@ class Running:
                     os.environ[name] = value
 
 
+AUTO_MAP_MAX = 20_000
+"""Largest store whose first map ``matconcept serve`` draws by itself (about a minute on 2 cores)."""
+
+
 def local_temp_dir(settings: ServiceSettings) -> Path:
     return settings.ray_temp_dir or Path(f"/tmp/mc-ray-{os.getuid()}")
 
@@ -90,10 +94,15 @@ def init_ray(settings: ServiceSettings) -> bool:
 
 
 def ensure_builtin(settings: ServiceSettings) -> int:
-    """Store the built-in structures when the collection is empty; returns the collection size."""
+    """Store the built-in structures when the collection is empty, and draw the first map if there is
+    none (up to :data:`AUTO_MAP_MAX` materials); returns the collection size."""
     from encoders.checkpoint import resolve_model
     from encoders.embedder import Embedder, default_device
     from service.ingest import ingest_builtin
+    from service.map.cli import _Bar
+    from service.map.keeper import MapKeeper
+    from service.map.layout import MIN_POINTS
+    from service.map.storage import LayoutStore
     from service.store import open_store
 
     device = settings.device or str(default_device())
@@ -103,7 +112,18 @@ def ensure_builtin(settings: ServiceSettings) -> int:
             print("storing the built-in structures (first start)...", file=sys.stderr)
             summary = ingest_builtin(store, embedder, progress=True)
             print(f"stored {summary.added} built-in structures ({summary.failed} failed)", file=sys.stderr)
-        return store.count()
+        count = store.count()
+        keeper = MapKeeper(store, LayoutStore(settings.store.maps_dir(embedder.model_id)))
+        if keeper.layout is None and MIN_POINTS <= count <= AUTO_MAP_MAX:
+            print(f"drawing the materials map of {count} materials (first start)...", file=sys.stderr)
+            bar = _Bar()
+            try:
+                keeper.build(progress=bar)
+            finally:
+                bar.close()
+        elif keeper.layout is None and count > AUTO_MAP_MAX:
+            print(f"no materials map yet: `matconcept map` draws one ({count} materials: minutes)", file=sys.stderr)
+        return count
 
 
 def start(settings: ServiceSettings, *, ingest_builtin: bool | None = None) -> Running:

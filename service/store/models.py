@@ -57,6 +57,12 @@ class StoreSettings(BaseSettings):
         """One collection per model id, so vectors of two models never mix."""
         return f"{self.collection_prefix}-{model_id}"
 
+    def maps_dir(self, model_id: str) -> Path:
+        """Where the materials-map layouts of a collection live: beside the embedded store's
+        directory, or under ``home/maps`` for a Qdrant server (layouts are files, not points)."""
+        base = self.home / "maps" if self.qdrant_url else self.db_dir / "maps"
+        return base / self.collection_name(model_id)
+
 
 class MaterialPayload(BaseModel):
     """What each point carries besides its vectors; the fields filters use are indexed."""
