@@ -241,3 +241,52 @@ def test_cli_search_remote(service, stored, capsys):
     assert out["hits"][0]["material_id"] == material_id and len(out["hits"]) == 2
     assert main(["search", "cod:0000000", "--remote", service.grpc_target]) == 2
     assert "NOT_FOUND" in capsys.readouterr().err
+
+
+def test_map_layout_points_and_placing_an_upload(service, stored):
+    """The map through HTTP: no map → 404; a layout job with progress; every material on the map;
+    a stored CIF uploaded lands at its own position; a pattern file too; bad uploads get reasons."""
+    from encoders.structure_io import read_structure
+    from encoders.xrd import XRDSettings, XRDSimulator
+
+    url, key = service.http_url, {"authorization": f"Bearer {API_KEY}"}
+    status = requests.get(f"{url}/v1/map").json()
+    if status["layout"] is None:
+        r = requests.get(f"{url}/v1/map/points")
+        assert r.status_code == 404 and "matconcept map" in r.json()["error"]["message"]
+    assert requests.post(f"{url}/v1/map/layout", json={}).status_code == 401
+    r = requests.post(f"{url}/v1/map/layout", json={"perplexity": 100}, headers=key)
+    assert r.status_code == 200 and r.json()["job"]["state"] in ("running", "done")
+    deadline = time.time() + 120
+    while (status := requests.get(f"{url}/v1/map").json())["job"]["state"] == "running" and time.time() < deadline:
+        time.sleep(0.5)
+    assert status["job"]["state"] == "done", status
+    assert status["layout"]["n_points"] == len(stored)
+    points = requests.get(f"{url}/v1/map/points").json()
+    assert sorted(points["material_id"]) == sorted(stored) and len(points["x"]) == len(stored)
+    assert all(isinstance(e, list) and e for e in points["elements"])
+    material_id, path = next(iter(stored.items()))
+    row = points["material_id"].index(material_id)
+    extent = np.ptp(np.array([points["x"], points["y"]]), axis=1).max()
+    with path.open("rb") as f:
+        r = requests.post(f"{url}/v1/map/place", files={"file": (path.name, f)}, data={"top_k": "3"})
+    assert r.status_code == 200, r.text
+    placed = r.json()
+    assert placed["layout_id"] == points["layout_id"] and placed["query"]["kind"] == "structure"
+    assert placed["hits"][0]["material_id"] == material_id and placed["hits"][0]["distance"] < 1e-3
+    assert (placed["hits"][0]["x"], placed["hits"][0]["y"]) == (points["x"][row], points["y"][row])
+    assert np.hypot(placed["query"]["x"] - points["x"][row], placed["query"]["y"] - points["y"][row]) < 0.1 * extent
+    settings = XRDSettings()
+    pattern = XRDSimulator(settings).pattern(read_structure(path).structure)
+    xy = "\n".join(f"{t:.3f} {i:.6f}" for t, i in zip(settings.bin_centres(), pattern, strict=True))
+    r = requests.post(f"{url}/v1/map/place", files={"file": ("scan.xy", xy.encode())})
+    assert r.status_code == 200, r.text
+    assert r.json()["query"]["kind"] == "pattern" and r.json()["query"]["label"] == "scan.xy"
+    r = requests.post(f"{url}/v1/map/place", files={"file": ("junk.cif", b"this is not a crystal")})
+    assert r.status_code == 400 and "junk.cif" in r.json()["error"]["message"]
+    r = requests.post(f"{url}/v1/map/place", files={"file": ("scan.xy", b"2theta intensity\nten five\n")})
+    assert r.status_code == 400 and "scan.xy" in r.json()["error"]["message"]
+    page = requests.get(f"{url}/map")
+    assert page.status_code == 200 and "/map/static/plotly.min.js" in page.text
+    assert requests.get(f"{url}/map/static/plotly.min.js").status_code == 200
+    assert requests.get(f"{url}/map/static/..%2Fapi.py").status_code == 404

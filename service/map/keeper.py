@@ -38,6 +38,8 @@ POINT_FIELDS: tuple[str, ...] = (
     "n_elements",
 )
 """Payload fields sent with every map point: what the page colours, searches and labels by."""
+DECIMALS = 4
+"""Decimals of served positions (a layout spans ~100 units: 1e-4 is far below a pixel; smaller JSON)."""
 PLACE_BATCH = 1000
 """Materials whose vectors are read and placed in one step when the layout catches up with the store."""
 
@@ -254,12 +256,12 @@ class MapKeeper:
                 pages = list(self.store.scroll(list(POINT_FIELDS)))
             for payloads, _ in pages:
                 for p in payloads:
-                    xy = layout.position(p["material_id"])
+                    xy = self.position(p["material_id"])
                     if xy is None:  # written between sync and scroll: on the next read
                         continue
                     columns["material_id"].append(p["material_id"])
-                    columns["x"].append(round(xy[0], 4))
-                    columns["y"].append(round(xy[1], 4))
+                    columns["x"].append(xy[0])
+                    columns["y"].append(xy[1])
                     for name in POINT_FIELDS:
                         columns[name].append(p.get(name))
             self._points = MapPoints(layout_id=layout.info.layout_id, **columns)
@@ -271,8 +273,10 @@ class MapKeeper:
             layout = self.layout
             if layout is None:
                 raise LayoutError("no map yet: run `matconcept map` or POST /v1/map/layout")
-            return layout.info.layout_id, layout.place(vectors)
+            return layout.info.layout_id, np.round(layout.place(vectors), DECIMALS)
 
     def position(self, material_id: str) -> tuple[float, float] | None:
+        """(x, y) of a laid-out material, rounded to :data:`DECIMALS` as everywhere the map is served."""
         layout = self.layout
-        return None if layout is None else layout.position(material_id)
+        xy = None if layout is None else layout.position(material_id)
+        return None if xy is None else (round(xy[0], DECIMALS), round(xy[1], DECIMALS))
