@@ -102,8 +102,20 @@
     return escapeHtml(formula || "?").replace(/(\d+(?:\.\d+)?)/g, "<sub>$1</sub>");
   }
 
+  /** The record of a stored material: /v1/materials/cod:1000000 (":" is fine in a path). */
+  function materialUrl(id) {
+    return API.material + encodeURIComponent(id).replace(/%3A/gi, ":");
+  }
+
+  /** Hermann–Mauguin symbol with its screw axes as subscripts: "P6_3/mmc" -> "P6<sub>3</sub>/mmc". */
+  function symbolHtml(symbol) {
+    return escapeHtml(symbol).replace(/_(\d)/g, "<sub>$1</sub>");
+  }
+
+  /** Three significant digits; exponent form below 1e-3 (a material found as itself: ~1e-6). */
   function formatDistance(d) {
-    return typeof d === "number" && isFinite(d) ? d.toPrecision(3) : "–";
+    if (typeof d !== "number" || !isFinite(d)) return "–";
+    return d !== 0 && Math.abs(d) < 1e-3 ? d.toExponential(2) : d.toPrecision(3);
   }
 
   /** The readable message of an error answer (never a raw body or a stack). */
@@ -218,7 +230,7 @@
       }
       const symbol = points.spacegroup_symbol[i];
       const number = points.spacegroup_number[i];
-      const group = symbol ? `${escapeHtml(symbol)}${number ? ` (${number})` : ""}` : "unknown";
+      const group = symbol ? `${symbolHtml(symbol)}${number ? ` (${number})` : ""}` : "unknown";
       state.hoverText[i] =
         `<b>${formulaHtml(formula)}</b><br>${escapeHtml(id)}` +
         `<br>space group: ${group}<br>source: ${escapeHtml(points.source[i])}`;
@@ -234,6 +246,7 @@
   }
 
   function markerSize() {
+    if (state.n < 200) return 10;
     if (state.n < 2000) return 8;
     if (state.n < 20000) return 5;
     return 3;
@@ -423,7 +436,7 @@
     const s = q.structure;
     let text = `<b>query: ${escapeHtml(q.label)}</b><br>${q.kind === "pattern" ? "XRD pattern" : "structure"}`;
     if (s) {
-      text += `<br>${formulaHtml(s.formula)}${s.spacegroup_symbol ? ` · ${escapeHtml(s.spacegroup_symbol)}` : ""}`;
+      text += `<br>${formulaHtml(s.formula)}${s.spacegroup_symbol ? ` · ${symbolHtml(s.spacegroup_symbol)}` : ""}`;
     }
     return text;
   }
@@ -527,7 +540,12 @@
       return;
     }
     const method = METHOD_NAMES[layout.method] || layout.method;
-    const when = layout.created_at ? String(layout.created_at).replace("T", " ").replace(/\.\d+.*$/, "") : "";
+    const when = layout.created_at
+      ? String(layout.created_at)
+          .replace("T", " ")
+          .replace(/(\.\d+)?(Z|[+-]00:?00)$/, " UTC")
+          .replace(/\.\d+/, "")
+      : "";
     const parts = [
       `<b>${escapeHtml(method)}</b> of <b>${Number(layout.n_points).toLocaleString("en")}</b> materials`,
       `model ${escapeHtml(layout.model_id)}`,
@@ -639,11 +657,11 @@
       li.dataset.distance = String(hit.distance);
       li.title = "Show on the map";
       const onMap = hit.x !== null && hit.y !== null;
-      const group = hit.spacegroup_symbol ? ` · ${escapeHtml(hit.spacegroup_symbol)}` : "";
+      const group = hit.spacegroup_symbol ? ` · ${symbolHtml(hit.spacegroup_symbol)}` : "";
       li.innerHTML =
         `<span class="rank">${hit.rank}</span>` +
         `<span class="what"><div class="formula">${formulaHtml(hit.formula)}</div>` +
-        `<div class="meta"><a href="${API.material}${encodeURIComponent(hit.material_id)}" target="_blank" ` +
+        `<div class="meta"><a href="${materialUrl(hit.material_id)}" target="_blank" ` +
         `rel="noopener">${escapeHtml(hit.material_id)}</a>${group}` +
         `${hit.source ? ` · ${escapeHtml(hit.source)}` : ""}` +
         `${onMap ? "" : ' <span class="off-map">(not on this map)</span>'}</div></span>` +
@@ -703,7 +721,7 @@
         y: at === undefined ? null : p.y[at],
       };
     });
-    const group = p.spacegroup_symbol[index] ? ` · ${escapeHtml(p.spacegroup_symbol[index])}` : "";
+    const group = p.spacegroup_symbol[index] ? ` · ${symbolHtml(p.spacegroup_symbol[index])}` : "";
     renderNeighbours(
       `Nearest to <b>${formulaHtml(p.formula[index])}</b> <span>(${escapeHtml(id)}${group})</span>`,
     );
@@ -798,15 +816,20 @@
     }));
     const s = q.structure;
     const what = q.kind === "pattern" ? "XRD pattern" : "structure";
-    let title = `Nearest to your ${what} <b>${escapeHtml(state.query.label)}</b>`;
+    const sameAsFormula = s && s.formula === state.query.label;
+    let title = `Nearest to your ${what} <b>${sameAsFormula ? formulaHtml(s.formula) : escapeHtml(state.query.label)}</b>`;
     if (s) {
-      title += ` <span>(${formulaHtml(s.formula)}${s.spacegroup_symbol ? ` · ${escapeHtml(s.spacegroup_symbol)}` : ""}` +
-        `${s.n_sites ? ` · ${s.n_sites} sites` : ""}${s.disordered ? " · disordered" : ""})</span>`;
+      const facts = [];
+      if (!sameAsFormula) facts.push(formulaHtml(s.formula));
+      if (s.spacegroup_symbol) facts.push(symbolHtml(s.spacegroup_symbol));
+      if (s.n_sites) facts.push(`${s.n_sites} sites`);
+      if (s.disordered) facts.push("disordered");
+      if (facts.length) title += ` <span>(${facts.join(" · ")})</span>`;
     }
     renderNeighbours(title);
     setStatus(`${state.query.label} placed at (${q.x.toPrecision(3)}, ${q.y.toPrecision(3)}) with ${state.neighbours.length} neighbours.`, "ok");
     await render();
-    const near = state.neighbours.filter((h) => h.x !== null && h.y !== null).slice(0, 5);
+    const near = state.neighbours.filter((h) => h.x !== null && h.y !== null);
     await centreOn([{ x: q.x, y: q.y }].concat(near.map((h) => ({ x: h.x, y: h.y }))));
     hooks.query = { x: q.x, y: q.y };
   }
@@ -867,12 +890,11 @@
     el.colorBy.addEventListener("change", onColourChange);
     let typing = null;
     el.element.addEventListener("input", () => {
+      if (!normaliseElement(el.element.value)) return;
+      el.colorBy.value = "element"; // typing an element means colouring by it
+      el.element.classList.remove("inactive");
       clearTimeout(typing);
-      typing = setTimeout(() => {
-        if (!normaliseElement(el.element.value)) return;
-        el.colorBy.value = "element"; // typing an element means colouring by it
-        onColourChange();
-      }, 250);
+      typing = setTimeout(onColourChange, 250); // redraw once typing pauses
     });
     el.element.addEventListener("change", () => {
       el.element.value = normaliseElement(el.element.value);
