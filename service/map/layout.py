@@ -30,6 +30,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -47,6 +48,8 @@ MIN_LEARNING_RATE = 50.0
 PLACE_K_INIT = 10
 """Nearest fitted points whose median position starts a placed point (openTSNE's transform uses 25,
 but with a few hundred stored materials 10 keeps the start inside the right cluster)."""
+SAME_POINT_DISTANCE = 1e-3
+"""PCA-space distance under which a placed vector is the fitted material itself (embeddings span ~10-100)."""
 PLACE_PERPLEXITY = 5.0
 """Perplexity of a placed point's affinities: openTSNE's transform default (local placement)."""
 PLACE_ITER = 250
@@ -115,6 +118,12 @@ class Layout:
     def __post_init__(self) -> None:
         self._index = {m: i for i, m in enumerate(self.ids)}
 
+    @cached_property
+    def _reference64(self) -> tuple[np.ndarray, np.ndarray]:
+        """The fitted points' PCA coordinates in float64 and their squared norms (kNN on placement)."""
+        ref = self.reference.astype(np.float64)
+        return ref, np.einsum("ij,ij->i", ref, ref)
+
     @property
     def n_fitted(self) -> int:
         return self.info.n_points
@@ -141,10 +150,10 @@ class Layout:
 
     def nearest_fitted(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Exact k nearest fitted points of each vector in PCA space: (indices, distances), nearest first."""
-        z = self.project(vectors)
+        # float64: the expanded |z|² - 2z·r + |r|² cancels badly in float32 for near-identical vectors.
+        z = self.project(vectors).astype(np.float64)
         k = min(k, self.n_fitted)
-        ref = self.reference
-        ref_sq = np.einsum("ij,ij->i", ref, ref)
+        ref, ref_sq = self._reference64
         idx = np.empty((len(z), k), dtype=np.int64)
         dist = np.empty((len(z), k), dtype=np.float64)
         for start in range(0, len(z), PLACE_CHUNK):
@@ -206,7 +215,12 @@ class Layout:
             max_grad_norm=0.25,
             inplace=True,
         )
-        return np.asarray(partial, dtype=np.float32)
+        placed = np.asarray(partial, dtype=np.float32)
+        # A query identical to a fitted material (an uploaded CIF that is already stored) lands on
+        # it, not merely near it: the optimisation only knows it is among the nearest.
+        same = dist[:, 0] < SAME_POINT_DISTANCE
+        placed[same] = self.coords[idx[same, 0]]
+        return placed
 
     def extend(self, material_ids: list[str], coords: np.ndarray) -> None:
         """Add placed points (ids already in the layout are moved to their new position)."""
