@@ -2,7 +2,8 @@
  * matconcept materials map: every stored material at its 2-d layout position (t-SNE or UMAP of
  * the embedding), drawn with plotly.js. The stored points are `scattergl` traces (WebGL, smooth at
  * 100k+ points); the search matches, the neighbours, the selected point and an uploaded query are
- * small SVG `scatter` traces on top of them.
+ * small SVG `scatter` traces on top of them. (plotly stacks its WebGL canvas above the SVG plot
+ * layer; map.css puts the canvas underneath instead, and the plot backgrounds are transparent.)
  *
  * Service routes used: GET /v1/map (layout + job state), GET /v1/map/points (columnar points),
  * POST /v1/map/place (multipart upload -> query position + neighbours), POST /v1/search (neighbours
@@ -442,9 +443,10 @@
   }
 
   function plotLayout() {
+    // No grid: layout coordinates mean nothing by themselves, and the SVG layer (grid included) is
+    // lifted above the WebGL points (map.css) so the overlays are on top.
     const axis = {
-      showgrid: true,
-      gridcolor: "#eef1f5",
+      showgrid: false,
       zeroline: false,
       showticklabels: false,
       ticks: "",
@@ -459,8 +461,9 @@
       hovermode: "closest",
       dragmode: "pan",
       uirevision: hooks.layoutId || "none",
-      plot_bgcolor: "#ffffff",
-      paper_bgcolor: "#ffffff",
+      // Transparent: the SVG layer lies over the WebGL canvas (map.css); the div is white.
+      plot_bgcolor: "rgba(0,0,0,0)",
+      paper_bgcolor: "rgba(0,0,0,0)",
       font: { family: FONT, size: 12, color: "#1c2430" },
       legend: {
         x: 0.01,
