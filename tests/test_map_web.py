@@ -369,3 +369,36 @@ def test_a_bad_upload_shows_the_services_message(page, tmp_path):
         assert error["message"] in text and path.name in text and "Traceback" not in text
         assert _neighbours(page) == [] and page.evaluate("window.matconceptMap.query") is None
         assert page.locator("#progress").is_hidden()
+
+
+def test_a_cif_dropped_on_the_map_is_placed(page, stored):
+    material_id, path = list(stored.items())[7]
+    drop = page.evaluate_handle(
+        """([name, text]) => {
+            const data = new DataTransfer();
+            data.items.add(new File([text], name, {type: 'chemical/x-cif'}));
+            return data;
+        }""",
+        [path.name, path.read_text()],
+    )
+    for event in ("dragenter", "dragover"):
+        page.dispatch_event("#map-wrap", event, {"dataTransfer": drop})
+    assert page.locator("#drop-overlay").is_visible()
+    with page.expect_response(lambda r: r.url.endswith("/v1/map/place")):
+        _act(page, lambda: page.dispatch_event("#map-wrap", "drop", {"dataTransfer": drop}))
+    assert page.locator("#drop-overlay").is_hidden()
+    listed = _neighbours(page)
+    assert len(listed) == TOP_K and listed[0][0] == material_id and listed[0][1] < 1e-3
+    assert _trace(page, "query")["n"] == 1
+
+
+def test_a_recomputed_layout_is_loaded_by_an_open_page(page, service):
+    before = page.evaluate("window.matconceptMap.layoutId")
+    r = requests.post(f"{service.http_url}/v1/map/layout", headers={"authorization": f"Bearer {API_KEY}"}, json={})
+    assert r.status_code == 200, r.text
+    page.wait_for_function("id => window.matconceptMap.layoutId !== id", arg=before, timeout=WAIT_MS)
+    state = requests.get(f"{service.http_url}/v1/map").json()
+    hooks = page.evaluate("window.matconceptMap")
+    assert hooks["layoutId"] == state["layout"]["layout_id"] != before
+    assert hooks["ready"] and hooks["nPoints"] == N_STORED and hooks["query"] is None
+    assert page.locator("#progress").is_hidden()
