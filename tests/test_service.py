@@ -8,63 +8,25 @@ teardown checks that no Ray process of that session is left.
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import grpc
 import numpy as np
 import pytest
 import requests
 
+from tests.live_service import live_service
+
 API_KEY = "test-key-5f2c"
 N_STORED = 8
 MIB = 1 << 20
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _ray_processes(session_root: Path) -> list[str]:
-    out = subprocess.run(["pgrep", "-af", str(session_root)], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if "pgrep" not in line]
-
-
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
-    from service.serve_cli import start
-    from service.settings import ServiceSettings
-    from service.store import StoreSettings
-
-    root = Path(f"/tmp/mct-{os.getpid()}")  # short: Ray's Unix sockets must stay < 108 chars
-    old_key = os.environ.get("MATCONCEPT_API_KEY")
-    os.environ["MATCONCEPT_API_KEY"] = API_KEY  # inherited by the local Ray's workers
-    settings = ServiceSettings(
-        store=StoreSettings(db=tmp_path_factory.mktemp("store")),
-        http_port=_free_port(),
-        grpc_port=_free_port(),
-        ray_temp_dir=root,
-        max_batch_size=16,
-    )
-    running = start(settings, ingest_builtin=False)
-    try:
+    with live_service(tmp_path_factory.mktemp("store"), API_KEY, "mct") as running:
         yield running
-    finally:
-        running.stop()
-        if old_key is None:
-            os.environ.pop("MATCONCEPT_API_KEY", None)
-        else:
-            os.environ["MATCONCEPT_API_KEY"] = old_key
-        deadline = time.time() + 20
-        while _ray_processes(root) and time.time() < deadline:
-            time.sleep(0.5)
-        assert _ray_processes(root) == [], "Ray processes left behind"
 
 
 @pytest.fixture(scope="module")

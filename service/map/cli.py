@@ -17,7 +17,6 @@ import json
 import sys
 from pathlib import Path
 
-EXIT_USAGE = 2
 DEFAULT_COLOR_BY = ("crystal_system", "source", "n_elements")
 FIELDS = ("crystal_system", "spacegroup_number", "source", "n_elements")
 
@@ -44,11 +43,6 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-figures", action="store_true", help="only compute and store the layout")
     p.add_argument("--json", action="store_true", help="print the layout summary as JSON")
     p.set_defaults(func=run_map)
-
-
-def _fail(message: str) -> int:
-    print(f"matconcept: error: {message}", file=sys.stderr)
-    return EXIT_USAGE
 
 
 class _Bar:
@@ -102,6 +96,7 @@ def run_map(args: argparse.Namespace) -> int:
     from service.map.layout import LayoutError, LayoutParams
     from service.map.storage import LayoutStore
     from service.store import StoreError, StoreSettings, open_store
+    from service.store_cli import _fail
 
     bad = [e for e in args.element if not Element.is_valid_symbol(e)]
     if bad:
