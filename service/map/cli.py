@@ -82,7 +82,15 @@ def export_figures(points, folder: Path, color_by: list[str], elements: list[str
         for element in elements:
             has = [element in e for e in points.elements]
             written.append(
-                plot_map(coords, has, folder / f"map-element-{element}.{fmt}", field="element", highlight=has)
+                plot_map(
+                    coords,
+                    has,
+                    folder / f"map-element-{element}.{fmt}",
+                    field="element",
+                    title=f"{element}: {sum(has)} of {len(has)} materials",
+                    highlight=has,
+                    highlight_label=f"with {element}",
+                )
             )
         written.append(plot_element_maps(coords, points.elements, folder / f"elements.{fmt}", title=title))
     return written
