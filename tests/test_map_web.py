@@ -50,6 +50,8 @@ COLOUR_TOLERANCE = 40
 """Per channel, 0-255: anti-aliasing and the marker's outline stay far below this."""
 WAIT_MS = 30_000
 LAYOUT_TIMEOUT_S = 90
+SLOW_LAYOUT_ITER = 70_000
+"""t-SNE iterations of the recomputed layout, so its progress is on the page for several seconds."""
 
 # Skipped on a developer machine without Chromium; in CI (CI=true) a missing browser is a failure,
 # since `deploy/install.sh --test` installs it there.
@@ -360,9 +362,18 @@ def test_a_cif_dropped_on_the_map_is_placed(page, stored):
 
 def test_a_recomputed_layout_is_loaded_by_an_open_page(page, service):
     before = page.evaluate("window.matconceptMap.layoutId")
-    r = requests.post(f"{service.http_url}/v1/map/layout", headers={"authorization": f"Bearer {API_KEY}"}, json={})
+    # Enough iterations (~10 s for 20 points) that the page's poll sees the job running.
+    r = requests.post(
+        f"{service.http_url}/v1/map/layout",
+        headers={"authorization": f"Bearer {API_KEY}"},
+        json={"n_iter": SLOW_LAYOUT_ITER},
+    )
     assert r.status_code == 200, r.text
-    page.wait_for_function("id => window.matconceptMap.layoutId !== id", arg=before, timeout=WAIT_MS)
+    page.wait_for_function(
+        "() => document.getElementById('status').textContent.includes('Computing the map')", timeout=WAIT_MS
+    )
+    assert page.locator("#progress").is_visible()
+    page.wait_for_function("id => window.matconceptMap.layoutId !== id", arg=before, timeout=2 * WAIT_MS)
     state = requests.get(f"{service.http_url}/v1/map").json()
     hooks = page.evaluate("window.matconceptMap")
     assert hooks["layoutId"] == state["layout"]["layout_id"] != before
