@@ -25,6 +25,8 @@ from service.settings import APP_NAME, GRPC_SERVICER, ServiceSettings
 logger = logging.getLogger(__name__)
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+"""Exit status after SIGINT (128 + 2, as shells report it)."""
 
 
 @dataclass
@@ -138,28 +140,27 @@ def start(settings: ServiceSettings, *, ingest_builtin: bool | None = None) -> R
     if wanted and (not os.environ.get("RAY_ADDRESS") or settings.store.qdrant_url):
         ensure_builtin(settings)
     saved_env = {name: os.environ.get(name) for name in RAY_ENV}
-    local = init_ray(settings)
-    try:
-        serve.start(
-            http_options={"host": settings.http_host, "port": settings.http_port},
-            grpc_options={"port": settings.grpc_port, "grpc_servicer_functions": [GRPC_SERVICER]},
-        )
-        serve.run(build(settings), name=APP_NAME, route_prefix="/", blocking=False)
-    except BaseException:
-        if local:
-            import ray
-
-            serve.shutdown()
-            ray.shutdown()
-        raise
+    local = not os.environ.get("RAY_ADDRESS")
     host = "127.0.0.1" if settings.http_host in ("0.0.0.0", "::") else settings.http_host
-    return Running(
+    running = Running(
         settings,
         f"http://{host}:{settings.http_port}",
         f"{host}:{settings.grpc_port}",
         local,
         saved_env if local else {},
     )
+    try:
+        init_ray(settings)
+        serve.start(
+            http_options={"host": settings.http_host, "port": settings.http_port},
+            grpc_options={"port": settings.grpc_port, "grpc_servicer_functions": [GRPC_SERVICER]},
+        )
+        serve.run(build(settings), name=APP_NAME, route_prefix="/", blocking=False)
+    except BaseException:  # Ctrl-C included: leave no local Ray behind
+        if local:
+            running.stop()
+        raise
+    return running
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
@@ -207,22 +208,28 @@ def run_serve(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         print(f"matconcept: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    # Handlers first, so Ctrl-C (or SIGTERM) during the start-up also stops what was started. A
+    # process started in the background by a non-interactive shell inherits SIGINT ignored;
+    # restoring Python's handler makes `kill -INT` (and Ctrl-C) always work.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         running = start(settings)
     except StoreError as exc:
         print(f"matconcept: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    print(f"HTTP  {running.http_url}  (OpenAPI: {running.http_url}/docs)")
-    print(f"gRPC  {running.grpc_target}  (service matconcept.v1.Matconcept, metadata application={APP_NAME})")
+    except KeyboardInterrupt:
+        print("stopped during start-up", file=sys.stderr)
+        return EXIT_INTERRUPTED
     if not running.local_ray:
+        print(f"HTTP  {running.http_url}  (OpenAPI: {running.http_url}/docs)")
+        print(f"gRPC  {running.grpc_target}  (service matconcept.v1.Matconcept, metadata application={APP_NAME})")
         print(f"deployed to {os.environ['RAY_ADDRESS']}; remove with `serve shutdown`", file=sys.stderr)
         return 0
-    print("Ctrl-C to stop", file=sys.stderr)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    # A process started in the background by a non-interactive shell inherits SIGINT ignored;
-    # restore Python's handler so `kill -INT` (and Ctrl-C) always stop the service.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
+        print(f"HTTP  {running.http_url}  (OpenAPI: {running.http_url}/docs)")
+        print(f"gRPC  {running.grpc_target}  (service matconcept.v1.Matconcept, metadata application={APP_NAME})")
+        print("Ctrl-C to stop", file=sys.stderr)
         while True:
             time.sleep(1.0)
     except KeyboardInterrupt:
