@@ -1,6 +1,6 @@
 """Benchmark: CIF bytes → checked structure → (crystal graph, simulated XRD), structures per second.
 
-Runs the production path (:func:`encoders.pipeline.featurize_entries`) over the real COD CIFs
+Runs the production path (:func:`matconcept.encoders.pipeline.featurize_entries`) over the real COD CIFs
 that ship with the dependencies (``crystals`` + ase's minerals), repeated to ``--n`` entries, in one
 process and with a pool of ``--workers`` processes, and reports the per-stage split measured in
 one process. Target (issue 2): ≥200 structures/s on 2 cores.
@@ -17,11 +17,11 @@ import resource
 import time
 from itertools import cycle, islice
 
-from encoders.builtin import cod_cif_files
-from encoders.featurize import Featurizer
-from encoders.pipeline import featurize_entries
-from encoders.sources import iter_entries
-from encoders.structure_io import read_entry
+from matconcept.encoders.builtin import cod_cif_files
+from matconcept.encoders.featurize import Featurizer
+from matconcept.encoders.pipeline import featurize_entries
+from matconcept.encoders.sources import iter_entries
+from matconcept.encoders.structure_io import read_entry
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 
 The real COD CIFs that ship with the dependencies (``crystals`` + ase's minerals) are copied under
 distinct names to ``--n`` files in a temporary directory (a small COD-like mirror) and ingested with
-:func:`service.ingest.ingest` exactly as the CLI does (process pool, batched embedding and upserts,
+:func:`matconcept.service.ingest.local.ingest` exactly as the CLI does (process pool, batched embedding and upserts,
 qdrant-edge on disk). Reports CIFs/s end to end (target ≥50/s on 2 cores) and the split: parse and
 featurize per CIF measured in one process, embed and upsert as measured inside the ingest, and how
 long the ingest loop waited for the pool. On a shared machine the wall-clock rate understates the
@@ -41,13 +41,13 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
-    from encoders.builtin import cod_cif_files
-    from encoders.embedder import Embedder
-    from encoders.featurize import Featurizer
-    from encoders.sources import iter_entries
-    from encoders.structure_io import read_entry
-    from service.ingest import ingest
-    from service.store.edge import EdgeStore
+    from matconcept.encoders.builtin import cod_cif_files
+    from matconcept.encoders.embedder import Embedder
+    from matconcept.encoders.featurize import Featurizer
+    from matconcept.encoders.sources import iter_entries
+    from matconcept.encoders.structure_io import read_entry
+    from matconcept.service.ingest.local import ingest
+    from matconcept.service.store.edge import EdgeStore
 
     files = cod_cif_files()
     featurizer = Featurizer()

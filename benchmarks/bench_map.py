@@ -17,7 +17,7 @@ perturbation delta. For each size N:
   sizes up to ``--sklearn-max`` (10k); ratio = sklearn time / openTSNE time on that input;
 * with ``--umap`` (needs ``umap-learn``): ``compute_layout(method="umap")`` as the service runs it
   (seeded, hence one thread) and umap-learn unseeded on all cores, same PCA input;
-* the figures of :mod:`service.map.figures` at that size (time and file size).
+* the figures of :mod:`matconcept.service.map.figures` at that size (time and file size).
 
     python benchmarks/bench_map.py --json                     # 10k and 100k
     python benchmarks/bench_map.py --sizes 10000 --umap --json
@@ -155,7 +155,7 @@ def timed(fn, *args, **kwargs):
 
 def bench_layout(ids, vectors, model_id, params, label):
     """(layout, figures dict): one ``compute_layout`` with stage times and its own peak RSS."""
-    from service.map.layout import compute_layout
+    from matconcept.service.map.layout import compute_layout
 
     reset_ok = reset_peak()
     before = rss_mb()
@@ -219,7 +219,7 @@ def bench_umap(ids, vectors, new, model_id, layout, seed, high, sample) -> dict:
         import umap
     except ImportError:
         return {"skipped": "umap-learn is not installed (pip install umap-learn)"}
-    from service.map.layout import LayoutParams
+    from matconcept.service.map.layout import LayoutParams
 
     _, warm = timed(
         umap.UMAP(n_components=2, random_state=seed, n_jobs=1).fit_transform, layout.reference[:UMAP_WARMUP]
@@ -242,7 +242,7 @@ def bench_umap(ids, vectors, new, model_id, layout, seed, high, sample) -> dict:
 
 
 def bench_figures(coords: np.ndarray, elements: list[list[str]], workdir: Path) -> dict:
-    from service.map.figures import plot_element_maps, plot_map
+    from matconcept.service.map.figures import plot_element_maps, plot_map
 
     out = {}
     for fmt in ("png", "svg"):
@@ -259,7 +259,7 @@ def bench_size(
 ) -> dict:
     """Every measurement at one size; ``sklearn_ref`` (n, seconds) of a smaller sklearn run scales the estimate
     given where sklearn is skipped."""
-    from service.map.layout import LayoutParams
+    from matconcept.service.map.layout import LayoutParams
 
     logger.info("n = %d: synthesising vectors", n)
     rng = np.random.default_rng(args.seed + n)

@@ -38,11 +38,11 @@ JITTER = 0.05
 
 def embed_corpus(perturb: int, workers: int, seed: int) -> dict:
     """Real embeddings: base structures and ``perturb`` perturbed copies of each (both encoders)."""
-    from encoders.embedder import Embedder
-    from encoders.pipeline import featurize_entries
-    from encoders.sources import RawEntry
-    from encoders.structure_io import read_entry
-    from service.ingest import builtin_items
+    from matconcept.encoders.embedder import Embedder
+    from matconcept.encoders.pipeline import featurize_entries
+    from matconcept.encoders.sources import RawEntry
+    from matconcept.encoders.structure_io import read_entry
+    from matconcept.service.ingest.local import builtin_items
 
     rng = np.random.default_rng(seed)
     embedder = Embedder(device="cpu")
@@ -108,9 +108,9 @@ def _percentiles(samples: list[float]) -> dict:
 
 
 def bench_size(corpus: dict, n: int, queries: int, seed: int, workdir: Path) -> dict:
-    from service.store import PointIn, SearchFilters
-    from service.store.edge import EdgeStore
-    from service.store.models import MaterialPayload
+    from matconcept.service.store import PointIn, SearchFilters
+    from matconcept.service.store.edge import EdgeStore
+    from matconcept.service.store.records import MaterialPayload
 
     rng = np.random.default_rng(seed + n)
     crystal, xrd, material = synth(corpus, n + queries, rng)
@@ -185,9 +185,9 @@ def bench_size(corpus: dict, n: int, queries: int, seed: int, workdir: Path) -> 
 
 def cross_modal(corpus: dict, workdir: Path) -> dict:
     """Find a material from its perturbed copy's XRD embedding: crystal vs xrd vectors (top-1, top-5)."""
-    from service.store import PointIn
-    from service.store.edge import EdgeStore
-    from service.store.models import MaterialPayload
+    from matconcept.service.store import PointIn
+    from matconcept.service.store.edge import EdgeStore
+    from matconcept.service.store.records import MaterialPayload
 
     base = np.flatnonzero(corpus["is_base"])
     with EdgeStore(workdir / "cross", corpus["model_id"], corpus["crystal"].shape[1]) as store:

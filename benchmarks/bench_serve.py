@@ -41,7 +41,7 @@ def corpus(minimum: int) -> list[tuple[str, str, str]]:
     """(source, name, CIF text) of real structures, at least ``minimum`` of them."""
     from pymatgen.io.cif import CifWriter
 
-    from encoders.builtin import aflow_prototypes, cod_cif_files
+    from matconcept.encoders.builtin import aflow_prototypes, cod_cif_files
 
     items = [("cod", p.name, p.read_text(errors="replace")) for p in cod_cif_files()]
     for scale in LATTICE_SCALES:
@@ -68,11 +68,11 @@ def timed(call) -> float:
 def run(n_structures: int, n_queries: int, seconds: float, embedder_replicas: int = 1) -> dict:
     from tqdm import tqdm
 
-    from service.client import MatconceptClient
-    from service.schemas import StructureIn, UpsertItem
-    from service.serve_cli import start
-    from service.settings import ServiceSettings
-    from service.store import StoreSettings
+    from matconcept.service.app.schemas import StructureIn, UpsertItem
+    from matconcept.service.app.settings import ServiceSettings
+    from matconcept.service.cli.serve import start
+    from matconcept.service.client import MatconceptClient
+    from matconcept.service.store import StoreSettings
 
     os.environ["MATCONCEPT_API_KEY"] = API_KEY
     items = corpus(n_structures)

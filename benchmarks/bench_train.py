@@ -21,12 +21,12 @@ from pathlib import Path
 
 import torch
 
-from encoders.model import DualEncoder, ModelConfig
-from training.augment import XRDAugment, augment_patterns
-from training.cache import build_cache
-from training.corpus import CorpusConfig, build_corpus, load_records
-from training.loss import triplet_loss
-from training.trainer import _BatchDataset, epoch_batches
+from matconcept.encoders.dual_encoder import DualEncoder, ModelConfig
+from matconcept.training.augment import XRDAugment, augment_patterns
+from matconcept.training.cache import build_cache
+from matconcept.training.corpus import CorpusConfig, build_corpus, load_records
+from matconcept.training.loss import triplet_loss
+from matconcept.training.trainer import _BatchDataset, epoch_batches
 
 PAPER_BATCH = 512
 PAPER_V100_PAIRS_PER_S = 1400
@@ -83,7 +83,7 @@ def measure(store, train_idx, device: torch.device, steps: int, warmup: int, wor
 
 
 def _no_struct_aug():
-    from training.data import StructureAugment
+    from matconcept.training.batches import StructureAugment
 
     return StructureAugment()
 

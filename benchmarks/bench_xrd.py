@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     import pymatgen.core
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from encoders.xrd import XRDSimulator, clear_caches, pymatgen_pattern, reference_structures
+    from matconcept.encoders.xrd import XRDSimulator, clear_caches, pymatgen_pattern, reference_structures
 
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(args.threads)

@@ -16,7 +16,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from safetensors.torch import load_file, save_file
 
-from encoders.model import DualEncoder, ModelConfig
+from matconcept.encoders.dual_encoder import DualEncoder, ModelConfig
 
 logger = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ import torch
 from pymatgen.core import Structure
 from torch_geometric.data import Batch, Data
 
-from encoders.checkpoint import LoadedModel, resolve_model
-from encoders.featurize import Featurizer
+from matconcept.encoders.checkpoint import LoadedModel, resolve_model
+from matconcept.encoders.featurize import Featurizer
 
 DEFAULT_BATCH = 256
 
@@ -36,7 +36,7 @@ class Embedder:
     """A loaded dual encoder plus the featurizer that matches it.
 
     Args:
-        loaded: The model (see :func:`encoders.checkpoint.resolve_model`); default model if None.
+        loaded: The model (see :func:`matconcept.encoders.checkpoint.resolve_model`); default model if None.
         device: Where to run; CUDA when available by default.
         batch_size: Materials or patterns per forward pass.
     """
@@ -89,5 +89,5 @@ class Embedder:
         return np.concatenate(out) if out else np.zeros((0, self.dim), dtype=np.float32)
 
     def embed_structures(self, structures: Sequence[Structure]) -> tuple[np.ndarray, np.ndarray]:
-        """Featurize and embed checked structures (see :func:`encoders.structure_io.read_structure`)."""
+        """Featurize and embed checked structures (see :func:`matconcept.encoders.structure_io.read_structure`)."""
         return self.embed_graphs([self.featurizer.featurize(s) for s in structures])

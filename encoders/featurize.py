@@ -12,9 +12,9 @@ import torch
 from pymatgen.core import Structure
 from torch_geometric.data import Data
 
-from encoders.graph import GraphFeaturizer, GraphSettings
-from encoders.model import ModelConfig
-from encoders.xrd import XRDSettings, XRDSimulator
+from matconcept.encoders.dual_encoder import ModelConfig
+from matconcept.encoders.graph import GraphFeaturizer, GraphSettings
+from matconcept.encoders.xrd import XRDSettings, XRDSimulator
 
 
 class Featurizer:

@@ -12,7 +12,7 @@ Two deliberate differences from the published code, both invisible for ordinary 
 * Ties at the 12th neighbour are broken by the neighbour's composition, not by list order, so that
   the graph (and so the embedding) does not depend on site order or on the supercell chosen.
 
-The Gaussian distance expansion lives in the encoder (:class:`encoders.cgcnn.GaussianDistance`):
+The Gaussian distance expansion lives in the encoder (:class:`matconcept.encoders.cgcnn.GaussianDistance`):
 the graph stores raw distances, which makes cached graphs 41× smaller and lets the GPU do the
 expansion.
 
@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pymatgen.core import Structure
 from torch_geometric.data import Data
 
-from encoders.atom_features import MAX_Z, atom_feature_table, site_composition_matrix
+from matconcept.encoders.atom_features import MAX_Z, atom_feature_table, site_composition_matrix
 
 DISTANCE_TIE_DECIMALS = 5
 """Distances equal to 1e-5 Å are ties (floating-point noise between equivalent images)."""

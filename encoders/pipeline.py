@@ -2,7 +2,7 @@
 
 The CPU-heavy part of embedding and ingest (CIF parsing, primitive cell, neighbour list, XRD) runs
 in a process pool so that both cores work; the model then embeds the results in batches. Failures
-come back as :class:`~encoders.errors.StructureInputError` values, never as exceptions, so a
+come back as :class:`~matconcept.encoders.errors.StructureInputError` values, never as exceptions, so a
 collection of hundreds of thousands of awkward CIFs is walked to the end.
 """
 
@@ -16,12 +16,12 @@ from dataclasses import dataclass
 
 from torch_geometric.data import Data
 
-from encoders.errors import InputErrorReason, StructureInputError
-from encoders.featurize import Featurizer
-from encoders.graph import GraphSettings
-from encoders.sources import RawEntry
-from encoders.structure_io import ParsedStructure, ParseLimits, read_entry
-from encoders.xrd import XRDSettings
+from matconcept.encoders.errors import InputErrorReason, StructureInputError
+from matconcept.encoders.featurize import Featurizer
+from matconcept.encoders.graph import GraphSettings
+from matconcept.encoders.sources import RawEntry
+from matconcept.encoders.structure_io import ParsedStructure, ParseLimits, read_entry
+from matconcept.encoders.xrd import XRDSettings
 
 logger = logging.getLogger(__name__)
 

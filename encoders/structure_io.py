@@ -3,7 +3,7 @@
 Everything downstream (graph, XRD, store payloads) assumes a structure that is finite, has atoms,
 only elements with Z = 1..100 (the range of the atom-feature table), no overlapping atoms and a
 bounded primitive cell. This module is the single place where those assumptions are checked, so
-each failure gets a typed :class:`~encoders.errors.StructureInputError` naming the input.
+each failure gets a typed :class:`~matconcept.encoders.errors.StructureInputError` naming the input.
 
 Partially occupied (disordered) sites, common in COD, are kept: the graph featurizer weights atom
 features by occupancy and pymatgen's XRD treats occupancy in the structure factor.
@@ -23,8 +23,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from pymatgen.core import Element, Structure
 
-from encoders.errors import InputErrorReason, StructureInputError
-from encoders.sources import RawEntry
+from matconcept.encoders.errors import InputErrorReason, StructureInputError
+from matconcept.encoders.sources import RawEntry
 
 logger = logging.getLogger(__name__)
 
@@ -380,7 +380,7 @@ def from_structure(structure: Structure, source: str, limits: ParseLimits | None
 
 
 def read_entry(entry: RawEntry, limits: ParseLimits | None = None) -> ParsedStructure:
-    """Parse one :class:`~encoders.sources.RawEntry` (a walked file or archive member)."""
+    """Parse one :class:`~matconcept.encoders.sources.RawEntry` (a walked file or archive member)."""
     limits = limits or ParseLimits()
     if entry.size < 0:
         raise _fail(InputErrorReason.UNREADABLE, entry.name, "no such file, or an unreadable archive")

@@ -74,7 +74,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pymatgen.core.periodic_table import Element
 
-from encoders.errors import InputErrorReason, StructureInputError
+from matconcept.encoders.errors import InputErrorReason, StructureInputError
 
 if TYPE_CHECKING:
     from pymatgen.core import Structure
@@ -598,7 +598,7 @@ def read_xy(path_or_text: str | os.PathLike[str] | bytes, name: str | None = Non
         ``(two_theta, intensity)``: float64 arrays (P,), 2θ strictly increasing.
 
     Raises:
-        ValueError: (a :class:`~encoders.errors.StructureInputError`, reason ``bad_pattern`` or
+        ValueError: (a :class:`~matconcept.encoders.errors.StructureInputError`, reason ``bad_pattern`` or
             ``unreadable``) naming the file and the reason: unreadable file, no numeric rows, a row
             with fewer than 2 columns, a non-numeric row inside the data, NaN/inf values,
             non-monotonic or duplicate 2θ.
@@ -688,7 +688,7 @@ def resample_pattern(
         float32 array (n_bins,), maximum 1.
 
     Raises:
-        ValueError: (a :class:`~encoders.errors.StructureInputError`) for mismatched or too short
+        ValueError: (a :class:`~matconcept.encoders.errors.StructureInputError`) for mismatched or too short
             arrays, NaN/inf, non-monotonic 2θ, or no positive intensity on the grid.
     """
     settings = settings or DEFAULT_SETTINGS
@@ -729,7 +729,7 @@ def reference_structures(aflow: bool = True, cod: bool = True) -> ReferenceSet:
     """The validation set: pymatgen's AFLOW prototypes and the COD CIFs shipped with ``crystals``.
 
     Used by ``tests/test_xrd.py`` and ``benchmarks/bench_xrd.py``; both packages are dependencies of
-    the project (see :mod:`encoders.builtin`), so the set is available offline.
+    the project (see :mod:`matconcept.encoders.builtin`), so the set is available offline.
 
     Args:
         aflow: Include the 288 AFLOW prototypes.
@@ -743,7 +743,7 @@ def reference_structures(aflow: bool = True, cod: bool = True) -> ReferenceSet:
 
     from pymatgen.core import Structure
 
-    from encoders.builtin import aflow_prototypes, crystals_cifs
+    from matconcept.encoders.builtin import aflow_prototypes, crystals_cifs
 
     structures: list[tuple[str, Structure]] = []
     skipped: list[str] = []

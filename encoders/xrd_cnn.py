@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from encoders.cgcnn import mlp_head
+from matconcept.encoders.cgcnn import mlp_head
 
 PATTERN_POINTS = 5000
 CHANNELS = 80

@@ -1,15 +1,15 @@
 """Regenerate the Python gRPC stubs of ``proto/matconcept/v1/*.proto`` with grpcio-tools.
 
-    python proto/generate.py            # writes service/rpc/*_pb2.py, *_pb2_grpc.py, *_pb2.pyi
+    python proto/generate.py            # writes service/app/rpc/*_pb2.py, *_pb2_grpc.py, *_pb2.pyi
     python proto/generate.py --check    # exit 1 if the committed stubs differ (tests/test_proto.py)
 
-Why the stubs live in ``service/rpc`` and not beside the contract: ``ray[serve]`` pulls in
+Why the stubs live in ``service/app/rpc`` and not beside the contract: ``ray[serve]`` pulls in
 ``proto-plus``, whose top-level package is also called ``proto`` and shadows this directory on
 every ``sys.path`` except the repository root (Ray workers, installed tools), so ``import proto``
 cannot be relied on. The contract keeps its canonical name ``matconcept/v1/matconcept.proto`` (the
 file name registered in the protobuf descriptor pool and shown by gRPC reflection); the one
 package import protoc writes into ``*_pb2_grpc.py`` and the module name the messages are built under in
-``*_pb2.py`` are rewritten to ``service.rpc``.
+``*_pb2.py`` are rewritten to ``matconcept.service.app.rpc``.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from pathlib import Path
 PROTO_ROOT = Path(__file__).resolve().parent
 """The ``-I`` root: ``.proto`` files are named relative to it (``matconcept/v1/matconcept.proto``)."""
 PROTO_FILES = sorted(PROTO_ROOT.glob("matconcept/v1/*.proto"))
-OUTPUT = PROTO_ROOT.parent / "service" / "rpc"
-"""Where the generated modules are committed (the importable ``service.rpc`` package)."""
+OUTPUT = PROTO_ROOT.parent / "service" / "app" / "rpc"
+"""Where the generated modules are committed (the importable ``matconcept.service.app.rpc`` package)."""
 PROTOC_PACKAGE = "matconcept.v1"
 """The Python package protoc assumes for generated modules (from the ``-I`` layout)."""
-TARGET_PACKAGE = "service.rpc"
+TARGET_PACKAGE = "matconcept.service.app.rpc"
 GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")
 
 

@@ -2,14 +2,15 @@
 
 ::
 
-    from service.client import MatconceptClient
+    from matconcept.service.client import MatconceptClient
 
     with MatconceptClient("localhost:9000") as client:
         result = client.search(structure=Path("BaTiO3.cif"), top_k=5, filters={"elements_none": ["Pb"]})
         for hit in result.hits:
             print(hit.material_id, hit.payload.formula, hit.distance)
 
-Results are the service's pydantic models (:mod:`service.schemas`, :mod:`service.store.models`).
+Results are the service's pydantic models (:mod:`matconcept.service.app.schemas`,
+:mod:`matconcept.service.store.records`).
 A refused request raises :class:`MatconceptError` with the gRPC status code and the server's message.
 """
 
@@ -20,10 +21,10 @@ from typing import Any
 
 import grpc
 
-from service import convert
-from service.rpc import matconcept_pb2 as pb
-from service.rpc import matconcept_pb2_grpc as pb_grpc
-from service.schemas import (
+from matconcept.service.app import convert
+from matconcept.service.app.rpc import matconcept_pb2 as pb
+from matconcept.service.app.rpc import matconcept_pb2_grpc as pb_grpc
+from matconcept.service.app.schemas import (
     DeleteQuery,
     DeleteResult,
     EmbedQuery,
@@ -39,8 +40,8 @@ from service.schemas import (
     UpsertQuery,
     UpsertResult,
 )
-from service.settings import APP_NAME
-from service.store.models import MaterialRecord
+from matconcept.service.app.settings import APP_NAME
+from matconcept.service.store.records import MaterialRecord
 
 MAX_MESSAGE_BYTES = 64 << 20
 """Client-side message cap; the server enforces its own (16 MiB by default)."""
@@ -72,7 +73,7 @@ def to_pattern(value: PatternLike) -> PatternIn:
     if isinstance(value, PatternIn):
         return value
     if isinstance(value, Path):
-        from encoders.xrd import read_xy
+        from matconcept.encoders.xrd import read_xy
 
         two_theta, intensity = read_xy(value)
         return PatternIn(two_theta=list(map(float, two_theta)), intensity=list(map(float, intensity)))

@@ -18,7 +18,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 @pytest.fixture(scope="session")
 def batio3():
-    from encoders.structure_io import read_structure
+    from matconcept.encoders.structure_io import read_structure
     from tests.data import cod_cif
 
     return read_structure(cod_cif("BaTiO3_cubic")).structure
@@ -33,7 +33,7 @@ def nacl():
 
 @pytest.fixture(scope="session")
 def random_model():
-    from encoders.checkpoint import random_model as make
+    from matconcept.encoders.checkpoint import random_model as make
 
     return make()
 

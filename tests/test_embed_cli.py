@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from encoders.xrd import XRDSimulator
+from matconcept.encoders.xrd import XRDSimulator
 from tests.data import cod_cif
 
 STRUCTURES = ["BaTiO3_cubic", "GaAs", "vo2-m1"]
@@ -18,7 +18,7 @@ STRUCTURES = ["BaTiO3_cubic", "GaAs", "vo2-m1"]
 
 def _run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "service.cli", "embed", *args],
+        [sys.executable, "-m", "matconcept.service.cli", "embed", *args],
         capture_output=True,
         text=True,
         timeout=300,
@@ -55,8 +55,8 @@ def test_embed_directory_with_bad_files(tmp_path, hostile_dir):
 
 
 def test_embed_xrd_pattern_file_matches_structure_pattern_embedding(tmp_path, batio3):
-    from encoders.embedder import Embedder
-    from encoders.xrd import XRDSettings
+    from matconcept.encoders.embedder import Embedder
+    from matconcept.encoders.xrd import XRDSettings
 
     settings = XRDSettings()
     pattern = XRDSimulator(settings).pattern(batio3)

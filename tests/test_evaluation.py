@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from pymatgen.core import Structure
 
-from training.evaluation.data import crystal_system, read_labels_csv, subsample
-from training.evaluation.metrics import (
+from matconcept.training.evaluation.items import crystal_system, read_labels_csv, subsample
+from matconcept.training.evaluation.metrics import (
     cross_modal_retrieval,
     nearest_other_distance,
     neighbour_quality,
@@ -101,7 +101,7 @@ def test_crystal_system_bounds_and_labels_csv_errors(tmp_path):
     good = tmp_path / "labels.csv"
     good.write_text("id,label\nAl,fcc\nCr,bcc\n")
     assert read_labels_csv(good) == {"Al": "fcc", "Cr": "bcc"}
-    from training.evaluation.data import LabelsError
+    from matconcept.training.evaluation.items import LabelsError
 
     headless = tmp_path / "headless.csv"
     headless.write_text("Al\n")
@@ -116,7 +116,7 @@ def test_crystal_system_bounds_and_labels_csv_errors(tmp_path):
 
 
 def test_subsample_keeps_every_group():
-    from training.evaluation.data import builtin_items
+    from matconcept.training.evaluation.items import builtin_items
 
     items = builtin_items("all")[:60]
     assert all(it.labels.get("strukturbericht") != "None" for it in items)  # pymatgen's missing-tag spelling
@@ -133,15 +133,15 @@ def test_subsample_keeps_every_group():
 @pytest.fixture(scope="module")
 def spinel() -> Structure:
     """A 14-site primitive cell with three elements (AFLOW's spinel prototype, MgAl2O4)."""
-    from encoders.builtin import aflow_prototypes
+    from matconcept.encoders.builtin import aflow_prototypes
 
     proto = next(p for p in aflow_prototypes() if p.tags.get("mineral", "").lower().startswith("spinel"))
     return proto.structure.get_primitive_structure()
 
 
 def test_baselines_are_permutation_invariant_and_zero_on_identical_structures(spinel):
-    from training.evaluation.baselines import make_baselines
-    from training.evaluation.robustness import perturbations
+    from matconcept.training.evaluation.baselines import make_baselines
+    from matconcept.training.evaluation.robustness import perturbations
 
     variants = perturbations(spinel, np.random.default_rng(0))
     assert len(variants["supercell"]) == 4 * len(spinel)
@@ -156,8 +156,8 @@ def test_baselines_are_permutation_invariant_and_zero_on_identical_structures(sp
 
 def test_embedding_robustness_on_real_structures(random_model, spinel, nacl, batio3):
     """CGCNN's mean pooling makes the crystal embedding blind to site order and supercells."""
-    from encoders.embedder import Embedder
-    from training.evaluation.robustness import nearest_other_by_formula, perturbations, robustness
+    from matconcept.encoders.embedder import Embedder
+    from matconcept.training.evaluation.robustness import nearest_other_by_formula, perturbations, robustness
 
     embedder = Embedder(random_model, device="cpu")
     originals = [spinel, nacl, batio3]
@@ -183,7 +183,7 @@ def test_embedding_robustness_on_real_structures(random_model, spinel, nacl, bat
 
 
 def test_probe_scores_informative_features_high_and_noise_near_chance():
-    from training.evaluation.probes import few_shot_probe
+    from matconcept.training.evaluation.probes import few_shot_probe
 
     rng = np.random.default_rng(4)
     n_groups, per_group = 30, 12
@@ -232,7 +232,7 @@ def element_set(tmp_path_factory):
 
 
 def test_evaluate_command_on_labelled_cifs_and_hostile_files(element_set, hostile_dir, tmp_path, capsys):
-    from service.cli import main
+    from matconcept.service.cli import main
 
     folder, labels = element_set
     hostile, expected = hostile_dir
@@ -263,7 +263,7 @@ def test_evaluate_command_on_labelled_cifs_and_hostile_files(element_set, hostil
 
 
 def test_evaluate_command_rejects_bad_arguments_by_name(element_set, tmp_path, capsys):
-    from service.cli import main
+    from matconcept.service.cli import main
 
     folder, _ = element_set
     bad = tmp_path / "bad.csv"
@@ -283,8 +283,8 @@ def test_evaluate_command_rejects_bad_arguments_by_name(element_set, tmp_path, c
 
 
 def test_default_data_is_the_corpus_the_model_was_trained_on(tmp_path):
-    from training.corpus import RECORDS_FILE, CorpusConfig
-    from training.evaluation.cli import model_corpus
+    from matconcept.service.cli.evaluate import model_corpus
+    from matconcept.training.corpus import RECORDS_FILE, CorpusConfig
 
     assert model_corpus({"note": "random initialisation, untrained"}) == (None, CorpusConfig())
     (tmp_path / RECORDS_FILE).write_bytes(b"")

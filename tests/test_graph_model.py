@@ -7,14 +7,14 @@ import pytest
 import torch
 from pymatgen.core import Structure
 
-from encoders.atom_features import N_ATOM_FEATURES, atom_feature_table, atom_features
-from encoders.cgcnn import CGCNNConv
-from encoders.checkpoint import load_checkpoint, save_checkpoint
-from encoders.embedder import Embedder
-from encoders.graph import GraphFeaturizer, GraphSettings
-from encoders.model import DualEncoder, ModelConfig
-from encoders.structure_io import read_structure
-from encoders.xrd_cnn import XRDEncoder
+from matconcept.encoders.atom_features import N_ATOM_FEATURES, atom_feature_table, atom_features
+from matconcept.encoders.cgcnn import CGCNNConv
+from matconcept.encoders.checkpoint import load_checkpoint, save_checkpoint
+from matconcept.encoders.dual_encoder import DualEncoder, ModelConfig
+from matconcept.encoders.embedder import Embedder
+from matconcept.encoders.graph import GraphFeaturizer, GraphSettings
+from matconcept.encoders.structure_io import read_structure
+from matconcept.encoders.xrd_cnn import XRDEncoder
 from tests.data import cod_cif
 
 
@@ -75,7 +75,7 @@ def test_cgcnn_conv_matches_the_published_formula(batio3):
     conv.bn_node.running_var.uniform_(0.5, 2)
     conv.eval()
     x = torch.randn(5, 8)
-    from encoders.cgcnn import GaussianDistance
+    from matconcept.encoders.cgcnn import GaussianDistance
 
     edge_attr = GaussianDistance()(graph.edge_dist)
     expected = _dense_cgcnn(conv, x, graph.edge_index, edge_attr)

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from encoders.builtin import ase_cifs, crystals_cifs, package_dir
-from encoders.embedder import Embedder
-from service.ingest import builtin_items, ingest, ingest_builtin
-from service.store import SearchFilters
-from service.store.edge import EdgeStore
+from matconcept.encoders.builtin import ase_cifs, crystals_cifs, package_dir
+from matconcept.encoders.embedder import Embedder
+from matconcept.service.ingest.local import builtin_items, ingest, ingest_builtin
+from matconcept.service.store import SearchFilters
+from matconcept.service.store.edge import EdgeStore
 
 PYMATGEN_SAMPLES = ("LiFePO4", "SrTiO3")
 
@@ -117,7 +117,7 @@ def test_cod_ids_last_version_wins_edits_update_and_force(tmp_path, collection, 
         assert summary.read == 3 and summary.failed == 0
         assert sorted(collection.iter_ids()) == ["cod:2100862", "cod:9008845"]
         stored = collection.content_hashes(["cod:2100862"])["cod:2100862"]
-        from service.store.payload import content_hash
+        from matconcept.service.store.payload import content_hash
 
         assert stored == content_hash((tmp_path / "cod" / "z_newer" / "BaTiO3.cif").read_bytes())
     record = collection.get(["cod:2100862"])[0].payload
@@ -149,11 +149,11 @@ def test_ingest_builtin(tmp_path, collection, embedder):
 
 
 def _cli(*args: str, **kwargs) -> list[str]:
-    return [sys.executable, "-m", "service.cli", *args]
+    return [sys.executable, "-m", "matconcept.service.cli", *args]
 
 
 def test_killed_ingest_resumes_to_exactly_the_expected_points(tmp_path, hostile_dir):
-    from encoders.checkpoint import resolve_model
+    from matconcept.encoders.checkpoint import resolve_model
 
     cli_model = resolve_model(None, "cpu")  # the model the `matconcept ingest` subprocess uses
     inputs = tmp_path / "in"
@@ -178,7 +178,7 @@ def test_killed_ingest_resumes_to_exactly_the_expected_points(tmp_path, hostile_
         line = proc.stderr.readline()
         if not line:
             break
-        stored_batches += "service.ingest: stored 8 points" in line
+        stored_batches += "matconcept.service.ingest.local: stored 8 points" in line
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL and stored_batches == 3, "the ingest must be killed mid-way"

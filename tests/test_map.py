@@ -12,21 +12,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from encoders.builtin import crystals_cifs
-from service.cli import main
-from service.map.keeper import MapKeeper
-from service.map.layout import MIN_POINTS, LayoutError, LayoutParams, compute_layout
-from service.map.storage import CURRENT, LayoutStore
+from matconcept.encoders.builtin import crystals_cifs
+from matconcept.service.cli import main
+from matconcept.service.map.keeper import MapKeeper
+from matconcept.service.map.layout import MIN_POINTS, LayoutError, LayoutParams, compute_layout
+from matconcept.service.map.storage import CURRENT, LayoutStore
 
 
 @pytest.fixture(scope="module")
 def embedded(tmp_path_factory):
     """(settings, embedder, ids, crystal vectors) of a store holding every crystals CIF."""
-    from encoders.checkpoint import resolve_model
-    from encoders.embedder import Embedder
-    from service.ingest import ingest
-    from service.map.keeper import read_vectors
-    from service.store import StoreSettings, open_store
+    from matconcept.encoders.checkpoint import resolve_model
+    from matconcept.encoders.embedder import Embedder
+    from matconcept.service.ingest.local import ingest
+    from matconcept.service.map.keeper import read_vectors
+    from matconcept.service.store import StoreSettings, open_store
 
     root = tmp_path_factory.mktemp("map")
     embedder = Embedder(resolve_model(None, "cpu"), device="cpu")
@@ -73,7 +73,7 @@ def test_layout_keeps_neighbours_and_places_stored_vectors_back_home(embedded, l
 
 
 def test_a_strained_copy_is_placed_near_its_original(embedded, layout):
-    from encoders.structure_io import read_structure
+    from matconcept.encoders.structure_io import read_structure
 
     _, embedder, _, vectors = embedded
     structure = read_structure(crystals_cifs()[0]).structure.copy()
@@ -126,9 +126,9 @@ def test_layouts_round_trip_and_only_a_finished_layout_becomes_current(tmp_path,
 def test_keeper_places_new_materials_and_forgets_deleted_ones(embedded, tmp_path):
     from itertools import islice
 
-    from service.ingest import builtin_items, ingest_items
-    from service.store import StoreSettings, open_store
-    from service.store.models import PointIn
+    from matconcept.service.ingest.local import builtin_items, ingest_items
+    from matconcept.service.store import StoreSettings, open_store
+    from matconcept.service.store.records import PointIn
 
     settings, embedder, ids, _ = embedded
     local = StoreSettings(db=tmp_path / "db", home=tmp_path / "home")
@@ -158,7 +158,7 @@ def test_keeper_places_new_materials_and_forgets_deleted_ones(embedded, tmp_path
 
 
 def test_map_cli_draws_the_map_updates_it_and_reports_a_busy_store(embedded, tmp_path, capsys):
-    from service.store import open_store
+    from matconcept.service.store import open_store
 
     settings, embedder, ids, _ = embedded
     out = tmp_path / "figures"

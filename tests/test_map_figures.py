@@ -16,8 +16,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from encoders.builtin import aflow_prototypes
-from service.map.figures import (
+from matconcept.encoders.builtin import aflow_prototypes
+from matconcept.service.map.figures import (
     MAX_CATEGORIES,
     OTHER,
     UNKNOWN,
@@ -27,7 +27,7 @@ from service.map.figures import (
     plot_element_maps,
     plot_map,
 )
-from service.map.layout import LayoutParams, compute_layout
+from matconcept.service.map.layout import LayoutParams, compute_layout
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SVG_NS = "{http://www.w3.org/2000/svg}"
@@ -240,6 +240,6 @@ def test_bad_inputs_are_refused_with_the_offending_value(tmp_path, coords):
 
 
 def test_importing_figures_does_not_import_matplotlib():
-    code = "import sys, service.map.figures; print('matplotlib' in sys.modules)"
+    code = "import sys, matconcept.service.map.figures; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -75,8 +75,8 @@ def service(tmp_path_factory):
 @pytest.fixture(scope="module")
 def stored(service) -> dict[str, Path]:
     """N_STORED real COD CIFs stored through the API, and their map computed: material id → path."""
-    from encoders.builtin import crystals_cifs
-    from service.client import MatconceptClient
+    from matconcept.encoders.builtin import crystals_cifs
+    from matconcept.service.client import MatconceptClient
 
     paths = [p for p in crystals_cifs() if p.stem != NOT_STORED][:N_STORED]
     with MatconceptClient(service.grpc_target, api_key=API_KEY) as client:
@@ -277,8 +277,8 @@ def test_uploaded_cif_is_placed_with_its_neighbours(page, stored, service):
 
 
 def test_uploaded_xrd_pattern_is_placed(page, stored, service, tmp_path):
-    from encoders.structure_io import read_structure
-    from encoders.xrd import XRDSettings, XRDSimulator
+    from matconcept.encoders.structure_io import read_structure
+    from matconcept.encoders.xrd import XRDSettings, XRDSimulator
 
     settings = XRDSettings()
     path = list(stored.values())[5]

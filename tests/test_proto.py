@@ -31,10 +31,10 @@ def test_stale_stubs_are_detected(tmp_path):
 
 def test_messages_pickle_under_their_package():
     """Ray pickles requests between the proxy and replicas: the message module must be importable."""
-    from service.rpc import matconcept_pb2 as pb
+    from matconcept.service.app.rpc import matconcept_pb2 as pb
 
     request = pb.SearchRequest(material_id="cod:1000000", top_k=5)
-    assert pb.SearchRequest.__module__ == "service.rpc.matconcept_pb2"
+    assert pb.SearchRequest.__module__ == "matconcept.service.app.rpc.matconcept_pb2"
     assert pickle.loads(pickle.dumps(request)) == request
     assert pb.DESCRIPTOR.package == "matconcept.v1"
     assert "Matconcept" in pb.DESCRIPTOR.services_by_name

@@ -13,19 +13,19 @@ import sys
 import numpy as np
 import pytest
 
-from encoders.builtin import crystals_cifs
-from service.cli import main
-from service.store.edge import EdgeStore
+from matconcept.encoders.builtin import crystals_cifs
+from matconcept.service.cli import main
+from matconcept.service.store.edge import EdgeStore
 from tests.data import cod_cif
 
 
 @pytest.fixture(scope="module")
 def db(tmp_path_factory):
     """A store with every crystals CIF (source cod), embedded by the model the CLI uses by default."""
-    from encoders.checkpoint import resolve_model
-    from encoders.embedder import Embedder
-    from service.ingest import ingest
-    from service.store import StoreSettings, open_store
+    from matconcept.encoders.checkpoint import resolve_model
+    from matconcept.encoders.embedder import Embedder
+    from matconcept.service.ingest.local import ingest
+    from matconcept.service.store import StoreSettings, open_store
 
     root = tmp_path_factory.mktemp("search")
     embedder = Embedder(resolve_model(None, "cpu"), device="cpu")
@@ -72,7 +72,7 @@ def test_search_by_id_with_filters_json(capsys, db):
 
 
 def test_search_by_xrd_pattern(capsys, db, tmp_path, batio3):
-    from encoders.xrd import XRDSettings, XRDSimulator
+    from matconcept.encoders.xrd import XRDSettings, XRDSimulator
 
     settings = XRDSettings()
     pattern = XRDSimulator(settings).pattern(batio3)
@@ -116,7 +116,16 @@ def test_bad_pattern_and_missing_store(capsys, db, tmp_path):
 
 def test_search_subprocess_reports_a_store_owned_by_another_process(db):
     directory, embedder, _ = db
-    command = [sys.executable, "-m", "service.cli", "search", "cod:2100862", "--db", str(directory), "--json"]
+    command = [
+        sys.executable,
+        "-m",
+        "matconcept.service.cli",
+        "search",
+        "cod:2100862",
+        "--db",
+        str(directory),
+        "--json",
+    ]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["hits"][0]["material_id"] == "cod:2100862"

@@ -31,7 +31,7 @@ def service(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(service):
-    from service.client import MatconceptClient
+    from matconcept.service.client import MatconceptClient
 
     with MatconceptClient(service.grpc_target, api_key=API_KEY) as c:
         yield c
@@ -40,7 +40,7 @@ def client(service):
 @pytest.fixture(scope="module")
 def stored(client):
     """N_STORED real COD CIFs stored through the Upsert RPC: material id → path."""
-    from encoders.builtin import crystals_cifs
+    from matconcept.encoders.builtin import crystals_cifs
 
     paths = crystals_cifs()[:N_STORED]
     result = client.upsert(paths, source="cod")
@@ -50,7 +50,7 @@ def stored(client):
 
 
 def _code(call) -> tuple[grpc.StatusCode, str]:
-    from service.client import MatconceptError
+    from matconcept.service.client import MatconceptError
 
     with pytest.raises(MatconceptError) as info:
         call()
@@ -78,8 +78,8 @@ def test_embed_structure_and_pattern(client, stored):
 
 
 def test_search_by_xrd_pattern_finds_the_structure(client, stored):
-    from encoders.structure_io import read_structure
-    from encoders.xrd import XRDSettings, XRDSimulator
+    from matconcept.encoders.structure_io import read_structure
+    from matconcept.encoders.xrd import XRDSettings, XRDSimulator
 
     settings = XRDSettings()
     material_id, path = list(stored.items())[2]
@@ -134,7 +134,9 @@ def test_hostile_inputs_get_clear_status_codes(service, client, stored):
     got, message = _code(lambda: client.search(structure=b"x" * (20 * MIB)))
     assert got == grpc.StatusCode.RESOURCE_EXHAUSTED and message
     got, message = _code(
-        lambda: client._call("Search", __import__("service.rpc.matconcept_pb2").rpc.matconcept_pb2.SearchRequest())
+        lambda: client._call(
+            "Search", __import__("matconcept.service.app.rpc.matconcept_pb2").rpc.matconcept_pb2.SearchRequest()
+        )
     )
     assert got == grpc.StatusCode.INVALID_ARGUMENT and "exactly one of" in message
     got, message = _code(lambda: client.get(["cod:0000000"]))
@@ -162,8 +164,8 @@ def test_hostile_inputs_get_clear_status_codes(service, client, stored):
 
 
 def test_writes_need_the_key(service, client, stored):
-    from encoders.builtin import crystals_cifs
-    from service.client import MatconceptClient
+    from matconcept.encoders.builtin import crystals_cifs
+    from matconcept.service.client import MatconceptClient
 
     new = crystals_cifs()[N_STORED + 1]
     for key in (None, "wrong-key"):
@@ -188,14 +190,14 @@ def test_writes_need_the_key(service, client, stored):
 
 
 def test_the_service_owns_the_embedded_store(service, client):
-    from service.store import StoreLockedError, open_store
+    from matconcept.service.store import StoreLockedError, open_store
 
     with pytest.raises(StoreLockedError, match="service API"):
         open_store(service.settings.store, client.stats().model_id)
 
 
 def test_cli_search_remote(service, stored, capsys):
-    from service.cli import main
+    from matconcept.service.cli import main
 
     material_id, path = next(iter(stored.items()))
     assert main(["search", str(path), "--remote", service.grpc_target, "--top-k", "2", "--json"]) == 0
@@ -208,8 +210,8 @@ def test_cli_search_remote(service, stored, capsys):
 def test_map_layout_points_and_placing_an_upload(service, stored):
     """The map through HTTP: no map → 404; a layout job with progress; every material on the map;
     a stored CIF uploaded lands at its own position; a pattern file too; bad uploads get reasons."""
-    from encoders.structure_io import read_structure
-    from encoders.xrd import XRDSettings, XRDSimulator
+    from matconcept.encoders.structure_io import read_structure
+    from matconcept.encoders.xrd import XRDSettings, XRDSimulator
 
     url, key = service.http_url, {"authorization": f"Bearer {API_KEY}"}
     status = requests.get(f"{url}/v1/map").json()

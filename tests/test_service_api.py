@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from service import convert
-from service.schemas import PatternIn, SearchQuery, StructureIn, UpsertItem, UpsertQuery
-from service.settings import AccessSettings, ServiceSettings
-from service.store.models import Hit, MaterialPayload, SearchFilters
+from matconcept.service.app import convert
+from matconcept.service.app.schemas import PatternIn, SearchQuery, StructureIn, UpsertItem, UpsertQuery
+from matconcept.service.app.settings import AccessSettings, ServiceSettings
+from matconcept.service.store.records import Hit, MaterialPayload, SearchFilters
 
 
 @pytest.mark.parametrize(
@@ -135,8 +135,8 @@ def test_deploy_configs_are_valid_serve_configs(name):
 def test_builder_makes_the_three_deployments(tmp_path):
     from ray.serve import Application
 
-    from service.app import build
-    from service.store import StoreSettings
+    from matconcept.service.app.deployments import build
+    from matconcept.service.store import StoreSettings
 
     app = build({"store": StoreSettings(db=tmp_path), "max_batch_size": 8})
     assert isinstance(app, Application)

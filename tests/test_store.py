@@ -16,10 +16,17 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from service.store import MaterialPayload, PointIn, SearchFilters, StoreLockedError, StoreSettings, open_store
-from service.store.base import StoreError
-from service.store.edge import EdgeStore
-from service.store.payload import point_id
+from matconcept.service.store import (
+    MaterialPayload,
+    PointIn,
+    SearchFilters,
+    StoreLockedError,
+    StoreSettings,
+    open_store,
+)
+from matconcept.service.store.base import StoreError
+from matconcept.service.store.edge import EdgeStore
+from matconcept.service.store.payload import point_id
 
 MODEL = "mc-test-store"
 
@@ -27,11 +34,11 @@ MODEL = "mc-test-store"
 @pytest.fixture(scope="module")
 def points(random_model) -> list[PointIn]:
     """Real points: the crystals package's COD CIFs, featurized and embedded by the random model."""
-    from encoders.builtin import crystals_cifs
-    from encoders.embedder import Embedder
-    from encoders.pipeline import featurize_entries
-    from encoders.sources import iter_entries
-    from service.ingest import label_entry, points_from_featurized
+    from matconcept.encoders.builtin import crystals_cifs
+    from matconcept.encoders.embedder import Embedder
+    from matconcept.encoders.pipeline import featurize_entries
+    from matconcept.encoders.sources import iter_entries
+    from matconcept.service.ingest.local import label_entry, points_from_featurized
 
     entries = list(iter_entries(crystals_cifs()))
     labels = {e.name: label_entry(e, "cod") for e in entries}
@@ -180,8 +187,8 @@ def test_snapshot_and_restore(tmp_path, store, points):
 
 def test_second_process_gets_a_clear_lock_error(tmp_path, store):
     code = textwrap.dedent(f"""
-        from service.store.edge import EdgeStore
-        from service.store import StoreLockedError
+        from matconcept.service.store.edge import EdgeStore
+        from matconcept.service.store import StoreLockedError
         try:
             EdgeStore({str(store.directory)!r}, {MODEL!r})
         except StoreLockedError as exc:

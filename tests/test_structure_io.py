@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from encoders.builtin import crystals_cifs
-from encoders.errors import InputErrorReason, StructureInputError
-from encoders.sources import iter_entries
-from encoders.structure_io import ParseLimits, read_entry, read_structure
+from matconcept.encoders.builtin import crystals_cifs
+from matconcept.encoders.errors import InputErrorReason, StructureInputError
+from matconcept.encoders.sources import iter_entries
+from matconcept.encoders.structure_io import ParseLimits, read_entry, read_structure
 from tests.data import cod_cif
 from tests.hostile import hostile_files
 

@@ -21,11 +21,11 @@ import pytest
 import torch
 import yaml
 
-from training.augment import XRDAugment, augment_patterns
-from training.cache import build_cache
-from training.corpus import CorpusConfig, build_corpus, load_records, records_from_mp_docs
-from training.data import StructureAugment, collate
-from training.loss import prototype_loss, triplet_loss
+from matconcept.training.augment import XRDAugment, augment_patterns
+from matconcept.training.batches import StructureAugment, collate
+from matconcept.training.cache import build_cache
+from matconcept.training.corpus import CorpusConfig, build_corpus, load_records, records_from_mp_docs
+from matconcept.training.loss import prototype_loss, triplet_loss
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "training" / "configs" / "tiny.yaml"
@@ -161,7 +161,7 @@ def test_cif_directory_and_recorded_mp_response(tmp_path, hostile_dir):
 
 
 def test_ncrystal_ncmat_reader():
-    from training.corpus import read_ncmat
+    from matconcept.training.corpus import read_ncmat
 
     text = "NCMAT v5\n@CELL\n  cubic 5.64\n@SPACEGROUP\n  225\n@ATOMPOSITIONS\n  Na 0 0 0\n  Cl 1/2 1/2 1/2\n"
     structure = read_ncmat(text)
@@ -172,14 +172,14 @@ def test_ncrystal_ncmat_reader():
 
 
 def config_limits():
-    from encoders.structure_io import ParseLimits
+    from matconcept.encoders.structure_io import ParseLimits
 
     return ParseLimits()
 
 
 def test_corpus_cli_builds_and_caches(tmp_path):
     out = tmp_path / "corpus"
-    cmd = [sys.executable, "-m", "service.cli", "corpus", "build", "--out", str(out), "--target", "400"]
+    cmd = [sys.executable, "-m", "matconcept.service.cli", "corpus", "build", "--out", str(out), "--target", "400"]
     cmd += ["--max-sites", "16", "--cache", str(tmp_path / "cache"), "--workers", "1"]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -200,7 +200,7 @@ def small_corpus(tmp_path_factory):
 
 
 def test_cache_is_reused_and_batches_match_the_featurizer(small_corpus):
-    from encoders.featurize import Featurizer
+    from matconcept.encoders.featurize import Featurizer
 
     root, records = small_corpus
     t0 = time.perf_counter()
@@ -286,7 +286,7 @@ def _write_config(path: Path, root: Path, **overrides) -> Path:
 @pytest.fixture(scope="module")
 def tiny_root(tmp_path_factory):
     """The tiny config's corpus and cache, built once (through the trainer's own preparation)."""
-    from training.trainer import TrainConfig, prepare_data
+    from matconcept.training.trainer import TrainConfig, prepare_data
 
     root = tmp_path_factory.mktemp("tiny")
     config = TrainConfig.from_yaml(_write_config(root / "prep.yaml", root))
@@ -296,14 +296,18 @@ def tiny_root(tmp_path_factory):
 
 def _matconcept(*args: str, timeout: float = 400) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "service.cli", *args], capture_output=True, text=True, timeout=timeout, cwd=REPO
+        [sys.executable, "-m", "matconcept.service.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
     )
 
 
 @pytest.mark.slow
 def test_tiny_config_learns_well_above_chance(tiny_root, tmp_path):
-    from encoders.checkpoint import load_checkpoint
-    from encoders.embedder import Embedder
+    from matconcept.encoders.checkpoint import load_checkpoint
+    from matconcept.encoders.embedder import Embedder
 
     config = _write_config(tmp_path / "tiny.yaml", tiny_root, run_dir=str(tmp_path / "run"))
     result = _matconcept("train", "--config", str(config))
@@ -323,13 +327,13 @@ def test_tiny_config_learns_well_above_chance(tiny_root, tmp_path):
 
 @pytest.mark.slow
 def test_resume_after_sigkill_continues_with_the_same_state(tiny_root, tmp_path):
-    from training.trainer import TrainConfig, load_state, train
+    from matconcept.training.trainer import TrainConfig, load_state, train
 
     overrides = {"epochs": 8, "max_train": 320, "max_eval": 64, "batch_size": 64}
     config_path = _write_config(tmp_path / "resume.yaml", tiny_root, run_dir=str(tmp_path / "killed"), **overrides)
     run = tmp_path / "killed"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "train", "--config", str(config_path)],
+        [sys.executable, "-m", "matconcept.service.cli", "train", "--config", str(config_path)],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -369,12 +373,12 @@ def test_resume_after_sigkill_continues_with_the_same_state(tiny_root, tmp_path)
 
 
 def test_resume_refuses_a_different_config(tiny_root, tmp_path):
-    from training.trainer import TrainConfig, save_state
+    from matconcept.training.trainer import TrainConfig, save_state
 
     config_path = _write_config(tmp_path / "a.yaml", tiny_root, run_dir=str(tmp_path / "run"))
     config = TrainConfig.from_yaml(config_path)
-    from encoders.model import DualEncoder
-    from training.trainer import TrainState
+    from matconcept.encoders.dual_encoder import DualEncoder
+    from matconcept.training.trainer import TrainState
 
     model = DualEncoder(config.model)
     (tmp_path / "run").mkdir()

@@ -1,4 +1,4 @@
-"""Tests of encoders.xrd: the fast simulator against pymatgen, invariances, measured-pattern input.
+"""Tests of matconcept.encoders.xrd: the fast simulator against pymatgen, invariances, measured-pattern input.
 
 Fixtures (module scope, real data shipped with the dependencies):
     reference: the AFLOW prototypes (288) and the ``crystals`` COD CIFs, as (name, Structure).
@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from pymatgen.core import DummySpecies, Lattice, Species, Structure
 
-from encoders.errors import StructureInputError
-from encoders.xrd import (
+from matconcept.encoders.errors import StructureInputError
+from matconcept.encoders.xrd import (
     CU_KA,
     N_BINS,
     TWO_THETA_MAX,

@@ -17,7 +17,7 @@ A fraction of each batch is left clean so that clean simulated queries keep work
 
 Structure-side invariances (random site permutation, supercells) are exact symmetries of the
 crystal graph encoder (mean pooling over atoms), so they are applied on the graph batch in
-:mod:`training.data` and only change what BatchNorm sees.
+:mod:`matconcept.training.batches` and only change what BatchNorm sees.
 """
 
 from __future__ import annotations

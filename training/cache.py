@@ -25,10 +25,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from encoders.featurize import Featurizer
-from encoders.graph import GraphSettings
-from encoders.xrd import XRDSettings
-from training.corpus import CorpusRecord
+from matconcept.encoders.featurize import Featurizer
+from matconcept.encoders.graph import GraphSettings
+from matconcept.encoders.xrd import XRDSettings
+from matconcept.training.corpus import CorpusRecord
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Training corpus: shipped seed structures, chemically sensible substitutions of them, and user sources.
 
 The paper trained on 122k Materials Project structures; offline we have a few hundred real
-structures that ship inside our dependencies (:mod:`encoders.builtin`). The corpus grows them into
+structures that ship inside our dependencies (:mod:`matconcept.encoders.builtin`). The corpus grows them into
 tens of thousands of ordered structures the way structure-prediction codes do: replace every site of
 one element by a chemically similar element (same group, or a shared common oxidation state with a
 close electronegativity) and rescale the cell volume by the change in atomic volume. Every record
@@ -9,7 +9,7 @@ keeps its source, its id and the *prototype group* of the seed it came from, and
 split is drawn per group, so no substitution of a test prototype is ever trained on.
 
 Records are written as one gzipped JSON line each (``structures.jsonl.gz``) with a compact structure
-(lattice, species, fractional coordinates): what :mod:`training.cache` featurizes.
+(lattice, species, fractional coordinates): what :mod:`matconcept.training.cache` featurizes.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from pymatgen.core import Composition, Element, Lattice, Structure
 from tqdm import tqdm
 
-from encoders.errors import StructureInputError
-from encoders.structure_io import ParsedStructure, ParseLimits, from_structure, read_entry
+from matconcept.encoders.errors import StructureInputError
+from matconcept.encoders.structure_io import ParsedStructure, ParseLimits, from_structure, read_entry
 
 logger = logging.getLogger(__name__)
 
@@ -205,7 +205,7 @@ _ELEMENT_SYMBOLS = frozenset(e.symbol for e in Element)
 
 def builtin_seeds(limits: ParseLimits) -> Iterator[CorpusRecord]:
     """Every ordered seed structure that ships in a dependency (plus NCrystal data if installed)."""
-    from encoders.builtin import aflow_prototypes, cod_cif_files, pymatgen_samples
+    from matconcept.encoders.builtin import aflow_prototypes, cod_cif_files, pymatgen_samples
 
     for proto in aflow_prototypes():
         parsed = _checked(proto.structure, f"aflow:{proto.source_id}", limits)
@@ -230,7 +230,7 @@ def builtin_seeds(limits: ParseLimits) -> Iterator[CorpusRecord]:
 
 def cif_seeds(paths: Iterable[Path], limits: ParseLimits, source: str = "cif") -> Iterator[CorpusRecord]:
     """Ordered structures from a COD mirror or any CIF directory/archive (bad files are logged, skipped)."""
-    from encoders.sources import iter_entries
+    from matconcept.encoders.sources import iter_entries
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # CifParser warns about every rounded occupancy

@@ -1,6 +1,6 @@
 """Ship a trained run: half-precision checkpoint, test-split metrics and a README model card.
 
-``python -m training.modelcard --run runs/default --out encoders/checkpoints/default`` takes the
+``python -m matconcept.training.modelcard --run runs/default --out encoders/checkpoints/default`` takes the
 run's best checkpoint (by validation top-1), saves it with float16 weights, *then* evaluates the
 saved file on the corpus test split (so the card describes exactly what ships), reads the ablation
 runs' ``metrics.jsonl`` and writes ``README.md`` beside the weights.
@@ -16,8 +16,15 @@ from typing import Any
 
 import torch
 
-from encoders.checkpoint import load_checkpoint, save_checkpoint
-from training.trainer import BEST_DIR, METRICS_FILE, TrainConfig, embed_split, prepare_data, retrieval_metrics
+from matconcept.encoders.checkpoint import load_checkpoint, save_checkpoint
+from matconcept.training.trainer import (
+    BEST_DIR,
+    METRICS_FILE,
+    TrainConfig,
+    embed_split,
+    prepare_data,
+    retrieval_metrics,
+)
 
 MEASURED_SEED = 2024
 """Seed of the measured-like test queries (fixed so the card's figure can be reproduced)."""
@@ -160,7 +167,7 @@ Global retrieval against all test structures, exact L2. Chance top-1 = {test["ch
 
 Same-prototype precision@10 of crystal neighbours (share of the 10 nearest other test structures
 from the same prototype group): **{_fmt(test, "proto_p10")}** (chance: {_fmt(test, "proto_p10_chance")}).
-"Measured-like" queries: the simulated test patterns passed through `training.augment.MEASURED_EVAL`
+"Measured-like" queries: the simulated test patterns passed through `matconcept.training.augment.MEASURED_EVAL`
 (FWHM 0.05–0.3°, ±2 % strain, ±0.1° zero shift, background, noise, texture), seed {MEASURED_SEED}.
 
 Validation at the shipped epoch: {json.dumps({k: round(v, 4) for k, v in run_row.items() if k.startswith("val_")})}

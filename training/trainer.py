@@ -3,14 +3,14 @@
 One run = one YAML config (:class:`TrainConfig`) and one run directory holding ``state.pt`` (model,
 optimizer, epoch, position in the epoch, RNG states: what ``--resume`` restores), ``metrics.jsonl``
 (one line per epoch), TensorBoard events when ``tensorboard`` is installed, and ``best/`` (a
-normal checkpoint, see :mod:`encoders.checkpoint`, kept by validation XRD→structure top-1).
+normal checkpoint, see :mod:`matconcept.encoders.checkpoint`, kept by validation XRD→structure top-1).
 
 Batch order and augmentations are drawn from generators seeded by (seed, epoch, batch), so a
 resumed run sees exactly the batches the interrupted one would have seen. SIGINT/SIGTERM finish
 the current step, save the state and exit; a SIGKILL loses at most ``checkpoint_every`` epochs.
 
 Multi-GPU / multi-node: launch the same command under ``torchrun`` (``torchrun --nproc_per_node 8
--m training.trainer --config ...``); each rank trains on its share of every epoch's batches with
+-m matconcept.training.trainer --config ...``); each rank trains on its share of every epoch's batches with
 DistributedDataParallel, rank 0 validates and writes. The loss is computed per rank's batch, as the
 paper's single-GPU batch of 512.
 """
@@ -35,13 +35,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 from tqdm import tqdm
 
-from encoders.checkpoint import save_checkpoint
-from encoders.model import DualEncoder, ModelConfig
-from training.augment import MEASURED_EVAL, XRDAugment, augment_patterns
-from training.cache import GraphStore, build_cache
-from training.corpus import CorpusConfig, CorpusRecord, build_corpus, load_records
-from training.data import StructureAugment, collate
-from training.loss import prototype_loss, triplet_loss
+from matconcept.encoders.checkpoint import save_checkpoint
+from matconcept.encoders.dual_encoder import DualEncoder, ModelConfig
+from matconcept.training.augment import MEASURED_EVAL, XRDAugment, augment_patterns
+from matconcept.training.batches import StructureAugment, collate
+from matconcept.training.cache import GraphStore, build_cache
+from matconcept.training.corpus import CorpusConfig, CorpusRecord, build_corpus, load_records
+from matconcept.training.loss import prototype_loss, triplet_loss
 
 logger = logging.getLogger(__name__)
 
@@ -447,7 +447,7 @@ def _provenance(config: TrainConfig, state: TrainState, row: dict[str, Any]) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m training.trainer --config ...`` (the entry point ``torchrun`` launches)."""
+    """``python -m matconcept.training.trainer --config ...`` (the entry point ``torchrun`` launches)."""
     import argparse
 
     parser = argparse.ArgumentParser(description="train the dual encoder")

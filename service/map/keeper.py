@@ -23,9 +23,9 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
-from service.map.layout import Layout, LayoutError, LayoutParams, Progress, compute_layout
-from service.map.storage import LayoutStore
-from service.store.base import VectorStore
+from matconcept.service.map.layout import Layout, LayoutError, LayoutParams, Progress, compute_layout
+from matconcept.service.map.storage import LayoutStore
+from matconcept.service.store.base import VectorStore
 
 logger = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from service.map.layout import Layout, LayoutError, LayoutInfo
+from matconcept.service.map.layout import Layout, LayoutError, LayoutInfo
 
 logger = logging.getLogger(__name__)
 

@@ -6,8 +6,9 @@ embedded on-disk engine otherwise, and always opens the collection of the given 
 
 from __future__ import annotations
 
-from service.store.base import StoreError, StoreLockedError, VectorStore
-from service.store.models import (
+from matconcept.service.store.base import StoreError, StoreLockedError, VectorStore
+from matconcept.service.store.payload import content_hash, payload_from_parsed, point_id
+from matconcept.service.store.records import (
     VECTOR_NAMES,
     Hit,
     MaterialPayload,
@@ -16,7 +17,6 @@ from service.store.models import (
     SearchFilters,
     StoreSettings,
 )
-from service.store.payload import content_hash, payload_from_parsed, point_id
 
 __all__ = [
     "VECTOR_NAMES",
@@ -40,9 +40,9 @@ def open_store(settings: StoreSettings, model_id: str, dim: int = 1024) -> Vecto
     """The collection of ``model_id``: on the Qdrant server when ``settings.qdrant_url``, else on disk."""
     name = settings.collection_name(model_id)
     if settings.qdrant_url:
-        from service.store.remote import RemoteStore
+        from matconcept.service.store.remote import RemoteStore
 
         return RemoteStore(settings.qdrant_url, name, model_id, dim, api_key=settings.qdrant_api_key)
-    from service.store.edge import EdgeStore
+    from matconcept.service.store.edge import EdgeStore
 
     return EdgeStore(settings.db_dir / name, model_id, dim)

@@ -1,7 +1,7 @@
 """The store interface: one small API over two real Qdrant engines (embedded and server).
 
 Both engines keep one collection per model id with two named Euclidean vectors per point
-(``crystal``, ``xrd``) and the payload of :class:`~service.store.models.MaterialPayload`.
+(``crystal``, ``xrd``) and the payload of :class:`~matconcept.service.store.records.MaterialPayload`.
 Filters are translated by :func:`build_filter` from the same :class:`SearchFilters` for both, so
 the engines answer the same questions the same way.
 """
@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from service.store.models import VECTOR_NAMES, Hit, MaterialPayload, MaterialRecord, PointIn, SearchFilters
+from matconcept.service.store.records import VECTOR_NAMES, Hit, MaterialPayload, MaterialRecord, PointIn, SearchFilters
 
 VectorName = Literal["crystal", "xrd"]
 

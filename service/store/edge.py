@@ -29,7 +29,7 @@ from typing import IO
 
 import numpy as np
 
-from service.store.base import (
+from matconcept.service.store.base import (
     INTEGER_INDEXES,
     KEYWORD_INDEXES,
     StoreError,
@@ -40,8 +40,8 @@ from service.store.base import (
     check_using,
     check_vector,
 )
-from service.store.models import VECTOR_NAMES, Hit, MaterialPayload, PointIn, SearchFilters
-from service.store.payload import point_id_for
+from matconcept.service.store.payload import point_id_for
+from matconcept.service.store.records import VECTOR_NAMES, Hit, MaterialPayload, PointIn, SearchFilters
 
 logger = logging.getLogger(__name__)
 

@@ -13,11 +13,11 @@ import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from service.store.models import MaterialPayload
+from matconcept.service.store.records import MaterialPayload
 
 if TYPE_CHECKING:
-    from encoders.sources import RawEntry
-    from encoders.structure_io import ParsedStructure
+    from matconcept.encoders.sources import RawEntry
+    from matconcept.encoders.structure_io import ParsedStructure
 
 POINT_NAMESPACE = uuid.UUID("6f1c3c52-8d0e-5b8e-9a51-3c1d7f0e2a44")
 """Fixed UUID5 namespace for matconcept point ids (changing it would orphan every stored point)."""

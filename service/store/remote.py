@@ -1,7 +1,7 @@
 """Remote store: a Qdrant server or cluster through qdrant-client over gRPC (``QDRANT_URL``).
 
 Kept thin on purpose: the client's own models, the same collection layout, payload indexes and
-filters as :mod:`service.store.edge`, so the two engines are interchangeable (see the congruence
+filters as :mod:`matconcept.service.store.edge`, so the two engines are interchangeable (see the congruence
 tests, which run when ``QDRANT_URL`` is set; ``deploy/docker-compose.yml`` starts a server).
 """
 
@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from service.store.base import (
+from matconcept.service.store.base import (
     INTEGER_INDEXES,
     KEYWORD_INDEXES,
     StoreError,
@@ -24,8 +24,8 @@ from service.store.base import (
     check_using,
     check_vector,
 )
-from service.store.models import VECTOR_NAMES, Hit, MaterialPayload, PointIn, SearchFilters
-from service.store.payload import point_id_for
+from matconcept.service.store.payload import point_id_for
+from matconcept.service.store.records import VECTOR_NAMES, Hit, MaterialPayload, PointIn, SearchFilters
 
 logger = logging.getLogger(__name__)
 

@@ -1,10 +1,10 @@
-"""Real structures for tests: they ship inside installed packages (see :mod:`encoders.builtin`)."""
+"""Real structures for tests: they ship inside installed packages (see :mod:`matconcept.encoders.builtin`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from encoders.builtin import crystals_cifs
+from matconcept.encoders.builtin import crystals_cifs
 
 
 def cod_cif(name: str) -> Path:

@@ -21,11 +21,11 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from tqdm import tqdm
 
-from training.evaluation.baselines import BASELINES, make_baselines
-from training.evaluation.data import EvalItem, subsample
-from training.evaluation.metrics import NeighbourQuality, cross_modal_retrieval, neighbour_quality
-from training.evaluation.probes import ProbeResult, few_shot_probe
-from training.evaluation.robustness import (
+from matconcept.training.evaluation.baselines import BASELINES, make_baselines
+from matconcept.training.evaluation.items import EvalItem, subsample
+from matconcept.training.evaluation.metrics import NeighbourQuality, cross_modal_retrieval, neighbour_quality
+from matconcept.training.evaluation.probes import ProbeResult, few_shot_probe
+from matconcept.training.evaluation.robustness import (
     RobustnessResult,
     nearest_other_by_formula,
     perturbations,
@@ -33,7 +33,7 @@ from training.evaluation.robustness import (
 )
 
 if TYPE_CHECKING:
-    from encoders.embedder import Embedder
+    from matconcept.encoders.embedder import Embedder
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ def evaluate(
     config: EvaluationConfig | None = None,
     dataset: DatasetInfo | None = None,
 ) -> EvaluationReport:
-    """Score ``embedder`` (an :class:`encoders.embedder.Embedder`) on ``items`` beside the baselines."""
+    """Score ``embedder`` (an :class:`matconcept.encoders.embedder.Embedder`) on ``items`` beside the baselines."""
     config = config or EvaluationConfig()
     if len(items) < 2:
         raise ValueError(f"an evaluation needs at least 2 structures, got {len(items)}")

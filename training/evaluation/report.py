@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from training.evaluation.evaluate import EMBEDDING, EvaluationReport
+from matconcept.training.evaluation.evaluate import EMBEDDING, EvaluationReport
 
 JSON_FILE = "report.json"
 MARKDOWN_FILE = "report.md"

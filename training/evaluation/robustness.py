@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import BaseModel
 from pymatgen.core import Structure
 
-from training.evaluation.metrics import pairwise_l2
+from matconcept.training.evaluation.metrics import pairwise_l2
 
 SUPERCELL_SCALING = (2, 2, 1)
 """Supercell of each structure (4× the sites); any supercell describes the same crystal."""

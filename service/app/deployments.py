@@ -7,12 +7,12 @@
     clients ──HTTP :8000──┘        └────► StoreDeployment     (the one owner of the embedded store)
 
 The gateway answers the proto's RPCs by name (Serve's gRPC proxy routes ``/matconcept.v1.Matconcept/Search``
-to ``Gateway.Search``) and serves the FastAPI app of :mod:`service.http_api`. The embedded
+to ``Gateway.Search``) and serves the FastAPI app of :mod:`matconcept.service.app.http_routes`. The embedded
 qdrant-edge store belongs to one process, so the store deployment has exactly one replica and every
 write goes through it; the embedder scales out.
 
 Build with :func:`build` (``serve run deploy/serve_config.yaml`` uses it as the application builder)
-or start everything with ``matconcept serve`` (:mod:`service.serve_cli`).
+or start everything with ``matconcept serve`` (:mod:`matconcept.service.cli.serve`).
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ from pydantic import ValidationError
 from ray import serve
 from ray.serve.grpc_util import RayServegRPCContext
 
-from service import convert
-from service.api import ServiceAPI
-from service.http_api import make_http_app, validation_message
-from service.rpc import matconcept_pb2 as pb
-from service.schemas import (
+from matconcept.service.app import convert
+from matconcept.service.app.core import ServiceAPI
+from matconcept.service.app.http_routes import make_http_app, validation_message
+from matconcept.service.app.rpc import matconcept_pb2 as pb
+from matconcept.service.app.schemas import (
     EmbeddedStructure,
     ErrorCode,
     PatternIn,
@@ -40,7 +40,7 @@ from service.schemas import (
     StructureSummary,
     UpsertItem,
 )
-from service.settings import AccessSettings, ServiceSettings
+from matconcept.service.app.settings import AccessSettings, ServiceSettings
 
 logger = logging.getLogger(__name__)
 
@@ -95,8 +95,8 @@ class EmbedderDeployment:
     """
 
     def __init__(self, settings: ServiceSettings) -> None:
-        from encoders.checkpoint import resolve_model
-        from encoders.embedder import Embedder, default_device
+        from matconcept.encoders.checkpoint import resolve_model
+        from matconcept.encoders.embedder import Embedder, default_device
 
         device = settings.device or str(default_device())
         self.settings = settings
@@ -126,14 +126,14 @@ class EmbedderDeployment:
         return [v.tolist() for v in vectors]
 
     def _featurize(self, s: StructureIn, field: str):
-        from encoders.structure_io import read_structure
+        from matconcept.encoders.structure_io import read_structure
 
         parsed = read_structure(s.content, name=f"{field} ({s.name})", fmt=s.format, limits=self.limits)
         return parsed, self.embedder.featurizer.featurize(parsed.structure)
 
     async def embed_structure(self, s: StructureIn, field: str = "structure") -> EmbeddedStructure:
         """Both vectors of one structure (errors come back as ``error``, never raised)."""
-        from encoders.errors import StructureInputError
+        from matconcept.encoders.errors import StructureInputError
 
         try:
             parsed, graph = await asyncio.to_thread(self._featurize, s, field)
@@ -146,8 +146,8 @@ class EmbedderDeployment:
         """The XRD-encoder vector of a measured pattern, resampled onto the model's 2θ grid."""
         import numpy as np
 
-        from encoders.errors import StructureInputError
-        from encoders.xrd import resample_pattern
+        from matconcept.encoders.errors import StructureInputError
+        from matconcept.encoders.xrd import resample_pattern
 
         try:
             pattern = resample_pattern(
@@ -162,18 +162,18 @@ class EmbedderDeployment:
     async def prepare_points(self, items: list[UpsertItem], indices: list[int]) -> list[tuple[str, Any, dict | None]]:
         """(material id, PointIn or None, error or None) per item, through ingest's own code path.
 
-        Items are labelled with :func:`service.ingest.label_entry` (COD id or file stem, content hash),
-        featurized with :func:`encoders.pipeline.featurize_entry` and embedded in one pass with
-        :func:`service.ingest.points_from_featurized`, exactly as ``matconcept ingest`` does.
+        Items are labelled with :func:`matconcept.service.ingest.local.label_entry` (COD id or file stem, content hash),
+        featurized with :func:`matconcept.encoders.pipeline.featurize_entry` and embedded in one pass with
+        :func:`matconcept.service.ingest.local.points_from_featurized`, exactly as ``matconcept ingest`` does.
         """
         return await asyncio.to_thread(self._prepare_points, items, indices)
 
     def _prepare_points(self, items: list[UpsertItem], indices: list[int]) -> list[tuple[str, Any, dict | None]]:
         from pathlib import PurePath
 
-        from encoders.pipeline import featurize_entry
-        from encoders.sources import RawEntry
-        from service.ingest import label_entry, points_from_featurized
+        from matconcept.encoders.pipeline import featurize_entry
+        from matconcept.encoders.sources import RawEntry
+        from matconcept.service.ingest.local import label_entry, points_from_featurized
 
         out: list[tuple[str, Any, dict | None]] = []
         ok, ok_labels, ok_slots = [], [], []
@@ -210,9 +210,9 @@ class StoreDeployment:
     """
 
     def __init__(self, settings: ServiceSettings, model_id: str, dim: int) -> None:
-        from service.map.keeper import MapKeeper
-        from service.map.storage import LayoutStore
-        from service.store import open_store
+        from matconcept.service.map.keeper import MapKeeper
+        from matconcept.service.map.storage import LayoutStore
+        from matconcept.service.store import open_store
 
         self.store = open_store(settings.store, model_id, dim)
         self.lock = threading.Lock()
@@ -263,7 +263,7 @@ class StoreDeployment:
         """(layout id, query position, positions of ``material_ids``) or None before the first layout."""
         import numpy as np
 
-        from service.map.layout import LayoutError
+        from matconcept.service.map.layout import LayoutError
 
         try:
             self.map.sync()
@@ -356,14 +356,16 @@ class Gateway:
 
 def model_identity(settings: ServiceSettings) -> tuple[str, int]:
     """(model id, dim) of the configured model: the store's collection is chosen by it."""
-    from encoders.checkpoint import resolve_model
+    from matconcept.encoders.checkpoint import resolve_model
 
     loaded = resolve_model(settings.model_path, "cpu")
     return loaded.model_id, loaded.info.model.embedding_dim
 
 
 def build(args: ServiceSettings) -> serve.Application:
-    """The application of ``matconcept serve`` and of ``serve run``/``serve deploy`` (``service.app:build``).
+    """The application of ``matconcept serve`` and of ``serve run``/``serve deploy``.
+
+    Import path: ``matconcept.service.app.deployments:build``.
 
     ``args`` are :class:`ServiceSettings` fields (YAML ``args:``), completed from ``MATCONCEPT_*``
     environment variables.

@@ -10,10 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 from torch_geometric.data import Batch
 
-from encoders.cgcnn import CrystalEncoder
-from encoders.graph import GraphSettings
-from encoders.xrd import XRDSettings
-from encoders.xrd_cnn import XRDEncoder
+from matconcept.encoders.cgcnn import CrystalEncoder
+from matconcept.encoders.graph import GraphSettings
+from matconcept.encoders.xrd import XRDSettings
+from matconcept.encoders.xrd_cnn import XRDEncoder
 
 
 class ModelConfig(BaseModel):

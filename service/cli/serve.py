@@ -3,8 +3,9 @@
 Locally (no ``RAY_ADDRESS``) it starts a private Ray on 127.0.0.1 with its own session directory
 (``/tmp/mc-ray-<uid>``; Unix socket paths must stay under 108 characters) and an explicit
 ``RAY_AUTH_MODE`` (Ray 2.60 would otherwise turn token auth on and write ``~/.ray/auth_token``),
-stores the built-in structures if the store is empty, deploys :func:`service.app.build` and prints
-the HTTP and gRPC addresses; Ctrl-C (or SIGTERM) shuts Serve and Ray down. With ``RAY_ADDRESS``
+stores the built-in structures if the store is empty, deploys
+:func:`matconcept.service.app.deployments.build` and prints the HTTP and gRPC addresses; Ctrl-C (or SIGTERM)
+shuts Serve and Ray down. With ``RAY_ADDRESS``
 (and ``QDRANT_URL``) set it deploys onto that cluster and returns, leaving the application running.
 """
 
@@ -20,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from service.settings import APP_NAME, GRPC_SERVICER, ServiceSettings
+from matconcept.service.app.settings import APP_NAME, GRPC_SERVICER, ServiceSettings
 
 logger = logging.getLogger(__name__)
 
@@ -98,14 +99,14 @@ def init_ray(settings: ServiceSettings) -> bool:
 def ensure_builtin(settings: ServiceSettings) -> int:
     """Store the built-in structures when the collection is empty, and draw the first map if there is
     none (up to :data:`AUTO_MAP_MAX` materials); returns the collection size."""
-    from encoders.checkpoint import resolve_model
-    from encoders.embedder import Embedder, default_device
-    from service.ingest import ingest_builtin
-    from service.map.cli import _Bar
-    from service.map.keeper import MapKeeper
-    from service.map.layout import MIN_POINTS
-    from service.map.storage import LayoutStore
-    from service.store import open_store
+    from matconcept.encoders.checkpoint import resolve_model
+    from matconcept.encoders.embedder import Embedder, default_device
+    from matconcept.service.cli.map import _Bar
+    from matconcept.service.ingest.local import ingest_builtin
+    from matconcept.service.map.keeper import MapKeeper
+    from matconcept.service.map.layout import MIN_POINTS
+    from matconcept.service.map.storage import LayoutStore
+    from matconcept.service.store import open_store
 
     device = settings.device or str(default_device())
     embedder = Embedder(resolve_model(settings.model_path, device), device=device)
@@ -132,7 +133,7 @@ def start(settings: ServiceSettings, *, ingest_builtin: bool | None = None) -> R
     """Start (or deploy) the service and wait until it answers."""
     from ray import serve
 
-    from service.app import build
+    from matconcept.service.app.deployments import build
 
     wanted = settings.ingest_builtin if ingest_builtin is None else ingest_builtin
     # From this process only where it reaches the same store as the service: a local embedded
@@ -181,7 +182,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _settings_from(args: argparse.Namespace) -> ServiceSettings:
-    from service.store import StoreSettings
+    from matconcept.service.store import StoreSettings
 
     overrides = {
         "model_path": args.model,
@@ -201,7 +202,7 @@ def _settings_from(args: argparse.Namespace) -> ServiceSettings:
 def run_serve(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from service.store import StoreError
+    from matconcept.service.store import StoreError
 
     try:
         settings = _settings_from(args)
@@ -241,8 +242,8 @@ def run_serve(args: argparse.Namespace) -> int:
 
 def run_remote_search(args: argparse.Namespace) -> int:
     """``matconcept search --remote HOST:PORT``: the same query, answered by a running service over gRPC."""
-    from service.client import MatconceptClient, MatconceptError
-    from service.store_cli import _fail, _parse_filters
+    from matconcept.service.cli.store import _fail, _parse_filters
+    from matconcept.service.client import MatconceptClient, MatconceptError
 
     try:
         filters = _parse_filters(args.filter)

@@ -32,10 +32,8 @@ from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import ValidationError
 
-from service.api import ServiceAPI, input_error
-from service.map.keeper import MapPoints, MapStatus
-from service.map.layout import LayoutParams
-from service.schemas import (
+from matconcept.service.app.core import ServiceAPI, input_error
+from matconcept.service.app.schemas import (
     HTTP_STATUS,
     DeleteQuery,
     DeleteResult,
@@ -54,8 +52,10 @@ from service.schemas import (
     UpsertQuery,
     UpsertResult,
 )
-from service.store.models import MaterialRecord, SearchFilters
-from service.web import asset_path
+from matconcept.service.map.keeper import MapPoints, MapStatus
+from matconcept.service.map.layout import LayoutParams
+from matconcept.service.store.records import MaterialRecord, SearchFilters
+from matconcept.service.web import asset_path
 
 logger = logging.getLogger(__name__)
 
@@ -268,8 +268,8 @@ def make_http_app(service: ServiceAPI) -> FastAPI:
             fields["top_k"] = form.get("top_k")
         if kind == "structure":
             return MapQuery.model_validate({"structure": StructureIn(content=content, name=name), **fields}), name
-        from encoders.errors import StructureInputError
-        from encoders.xrd import read_xy
+        from matconcept.encoders.errors import StructureInputError
+        from matconcept.encoders.xrd import read_xy
 
         try:
             two_theta, intensity = read_xy(content, name=name)

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from collections.abc import Sequence
 
 SUBCOMMAND_MODULES: tuple[str, ...] = (
-    "encoders.cli",
-    "service.store_cli",
-    "training.evaluation.cli",
-    "training.cli",
-    "service.serve_cli",
-    "service.map.cli",
+    "matconcept.service.cli.embed",
+    "matconcept.service.cli.store",
+    "matconcept.service.cli.evaluate",
+    "matconcept.service.cli.train",
+    "matconcept.service.cli.serve",
+    "matconcept.service.cli.map",
 )
 """Modules that each expose ``add_parsers(subparsers)``; imported lazily so ``--help`` stays fast."""
 
@@ -40,7 +39,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     return int(args.func(args) or 0)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

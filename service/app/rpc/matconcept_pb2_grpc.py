@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from service.rpc import matconcept_pb2 as matconcept_dot_v1_dot_matconcept__pb2
+from matconcept.service.app.rpc import matconcept_pb2 as matconcept_dot_v1_dot_matconcept__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__

@@ -2,9 +2,9 @@
 
 Three sources, one item type:
 
-* a split of a built training corpus (:mod:`training.corpus`): the held-out ``test`` prototype
+* a split of a built training corpus (:mod:`matconcept.training.corpus`): the held-out ``test`` prototype
   groups by default, so no substitution of a test prototype was ever trained on;
-* the built-in AFLOW prototype library (:func:`encoders.builtin.aflow_prototypes`), labelled with
+* the built-in AFLOW prototype library (:func:`matconcept.encoders.builtin.aflow_prototypes`), labelled with
   AFLOW label, Pearson symbol, Strukturbericht designation and mineral name; its split is the one
   the corpus would give each prototype's group (same hash), so it works without a built corpus;
 * a user's CIF files or directories, labelled by a CSV of ``id,label``.
@@ -26,8 +26,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 from pymatgen.core import Structure
 
-from encoders.errors import StructureInputError
-from encoders.structure_io import ParseLimits, from_structure, read_entry
+from matconcept.encoders.errors import StructureInputError
+from matconcept.encoders.structure_io import ParseLimits, from_structure, read_entry
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def _item(
 
 
 def _aflow_tags() -> dict[str, dict[str, str]]:
-    from encoders.builtin import aflow_prototypes
+    from matconcept.encoders.builtin import aflow_prototypes
 
     return {p.source_id: dict(p.tags) for p in aflow_prototypes()}
 
@@ -106,7 +106,7 @@ def corpus_items(corpus: Path, split: str = "test") -> list[EvalItem]:
     Substitutions inherit the family tags of their AFLOW seed, so a family (Strukturbericht B1,
     rock salt) spans many chemistries.
     """
-    from training.corpus import load_records
+    from matconcept.training.corpus import load_records
 
     tags = _aflow_tags()
     limits = ParseLimits(primitive=False)  # corpus cells are primitive already
@@ -126,11 +126,11 @@ def corpus_items(corpus: Path, split: str = "test") -> list[EvalItem]:
 def builtin_items(split: str = "all", seed: int | None = None) -> list[EvalItem]:
     """The AFLOW prototypes, labelled, optionally restricted to the corpus split their group falls in.
 
-    ``split`` uses :func:`training.corpus.split_of` with the corpus defaults (seed, fractions), the
+    ``split`` uses :func:`matconcept.training.corpus.split_of` with the corpus defaults (seed, fractions), the
     same assignment a default ``corpus build`` makes.
     """
-    from encoders.builtin import aflow_prototypes
-    from training.corpus import CorpusConfig, split_of
+    from matconcept.encoders.builtin import aflow_prototypes
+    from matconcept.training.corpus import CorpusConfig, split_of
 
     config = CorpusConfig() if seed is None else CorpusConfig(seed=seed)
     out = []
@@ -191,7 +191,7 @@ def cif_items(paths: Sequence[Path], labels: dict[str, str] | None = None) -> tu
     A label matches an item by COD id, file stem or file name. Unreadable files are returned as
     ``{"source", "reason", "message"}`` entries, never raised, so one bad file costs one item.
     """
-    from encoders.sources import iter_entries
+    from matconcept.encoders.sources import iter_entries
 
     labels = labels or {}
     items, errors = [], []

@@ -1,14 +1,14 @@
 """Protobuf ↔ pydantic conversion for the gRPC API: one function per type, both directions.
 
-Used by the gRPC ingress (requests in, results out) and by :mod:`service.client` (requests out,
+Used by the gRPC ingress (requests in, results out) and by :mod:`matconcept.service.client` (requests out,
 results in), so both sides agree on every field by construction. Unset proto3 scalars mean
 "default" (``top_k`` 0 → 10, an empty ``source`` → ``user``); ``optional`` fields carry presence.
 """
 
 from __future__ import annotations
 
-from service.rpc import matconcept_pb2 as pb
-from service.schemas import (
+from matconcept.service.app.rpc import matconcept_pb2 as pb
+from matconcept.service.app.schemas import (
     DeleteQuery,
     DeleteResult,
     EmbedQuery,
@@ -26,7 +26,7 @@ from service.schemas import (
     UpsertQuery,
     UpsertResult,
 )
-from service.store.models import Hit, MaterialPayload, MaterialRecord, SearchFilters
+from matconcept.service.store.records import Hit, MaterialPayload, MaterialRecord, SearchFilters
 
 DEFAULT_TOP_K = 10
 _SPACES = {"crystal": pb.VECTOR_SPACE_CRYSTAL, "xrd": pb.VECTOR_SPACE_XRD}

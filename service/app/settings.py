@@ -1,8 +1,9 @@
 """Service settings: one pydantic model for ports, caps, replicas and batching, one for access.
 
 ``ServiceSettings`` is what ``matconcept serve``, ``serve run deploy/serve_config.yaml`` (the
-application builder's ``args``) and the benchmark pass to :func:`service.app.build`; it travels to
-the replicas as a deployment argument. The API key is deliberately *not* part of it: each gateway
+application builder's ``args``) and the benchmark pass to
+:func:`matconcept.service.app.deployments.build`; it travels to the replicas as a deployment argument. The API
+key is deliberately *not* part of it: each gateway
 replica reads :class:`AccessSettings` from its own environment (``MATCONCEPT_API_KEY``), so the key
 is never stored in Serve's application config or checkpoints (on Kubernetes: a Secret mapped to an
 environment variable). Nothing is read at import time; load settings explicitly.
@@ -16,11 +17,11 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from service.store.models import StoreSettings
+from matconcept.service.store.records import StoreSettings
 
 APP_NAME = "matconcept"
 """Serve application name; gRPC callers pass it as the ``application`` metadata when several apps run."""
-GRPC_SERVICER = "service.rpc.matconcept_pb2_grpc.add_MatconceptServicer_to_server"
+GRPC_SERVICER = "matconcept.service.app.rpc.matconcept_pb2_grpc.add_MatconceptServicer_to_server"
 """Import path Serve's gRPC proxy loads to register the Matconcept service."""
 DEFAULT_GRPC_PORT = 9000
 """Ray Serve's default gRPC port."""
@@ -76,7 +77,7 @@ class ServiceSettings(BaseSettings):
 
     def parse_limits(self):
         """The structure limits every request is checked with."""
-        from encoders.structure_io import ParseLimits
+        from matconcept.encoders.structure_io import ParseLimits
 
         return ParseLimits(max_bytes=self.max_structure_bytes, max_sites=self.max_sites)
 

@@ -28,7 +28,7 @@ DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ematconcept/v1/
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
-_builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'service.rpc.matconcept_pb2', _globals)
+_builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'matconcept.service.app.rpc.matconcept_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_MATERIAL_TAGSENTRY']._loaded_options = None

@@ -1,7 +1,7 @@
 """Pydantic models of the service API, shared by the gRPC and HTTP ingresses and the Python client.
 
 The proto messages (``proto/matconcept/v1/matconcept.proto``) and the JSON bodies of the HTTP API
-are two wire forms of these models; :mod:`service.convert` translates protobuf ↔ pydantic, one
+are two wire forms of these models; :mod:`matconcept.service.app.convert` translates protobuf ↔ pydantic, one
 function per type. Requests are strict (``extra="forbid"``: a misspelt field is an error, not
 silently ignored); results are lenient. Store types (:class:`SearchFilters`, :class:`Hit`,
 :class:`MaterialRecord`) are reused as they are, so a hit reads the same from the store, the
@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from service.store.models import Hit, MaterialRecord, SearchFilters
+from matconcept.service.store.records import Hit, MaterialRecord, SearchFilters
 
 VectorName = Literal["crystal", "xrd"]
 SOURCE_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
@@ -205,7 +205,7 @@ class EmbeddedStructure(BaseModel):
     summary: StructureSummary | None = None
     crystal: list[float] | None = None
     xrd: list[float] | None = None
-    point: object | None = Field(default=None, description="service.store.PointIn when a label was given")
+    point: object | None = Field(default=None, description="matconcept.service.store.PointIn when a label was given")
     error: dict[str, str] | None = Field(default=None, description="StructureInputError.to_dict() on failure")
 
 

@@ -1,10 +1,10 @@
 """Batch ingest: files, directories, archives or the built-in structures → the embedding store.
 
-One path for every input: raw entries (:mod:`encoders.sources`) are labelled with their material
+One path for every input: raw entries (:mod:`matconcept.encoders.sources`) are labelled with their material
 id and content hash, entries already stored with the same hash are skipped *before* parsing (so a
 killed run started again only does the remaining work), the rest are parsed and featurized in a
-process pool (:func:`encoders.pipeline.featurize_entries`), embedded in batches
-(:meth:`encoders.embedder.Embedder.embed_graphs`) and upserted in batches. Point ids are UUID5 of
+process pool (:func:`matconcept.encoders.pipeline.featurize_entries`), embedded in batches
+(:meth:`matconcept.encoders.embedder.Embedder.embed_graphs`) and upserted in batches. Point ids are UUID5 of
 the material id and each point is one upsert of payload + both vectors, so re-running after a
 SIGKILL at any moment ends with exactly the right points. One bad entry never stops a run: it is
 counted and written to the JSONL failure report (``path``, ``id``, ``reason``, ``message``).
@@ -29,14 +29,14 @@ from typing import IO
 
 from pydantic import BaseModel, Field
 
-from encoders.embedder import Embedder
-from encoders.errors import InputErrorReason, StructureInputError
-from encoders.pipeline import Featurized, featurize_entries
-from encoders.sources import RawEntry, iter_entries
-from encoders.structure_io import ParseLimits
-from service.store.base import VectorStore
-from service.store.models import PointIn
-from service.store.payload import content_hash, entry_source_id, material_id, payload_from_parsed
+from matconcept.encoders.embedder import Embedder
+from matconcept.encoders.errors import InputErrorReason, StructureInputError
+from matconcept.encoders.pipeline import Featurized, featurize_entries
+from matconcept.encoders.sources import RawEntry, iter_entries
+from matconcept.encoders.structure_io import ParseLimits
+from matconcept.service.store.base import VectorStore
+from matconcept.service.store.payload import content_hash, entry_source_id, material_id, payload_from_parsed
+from matconcept.service.store.records import PointIn
 
 logger = logging.getLogger(__name__)
 
@@ -310,7 +310,7 @@ def builtin_items() -> Iterator[tuple[RawEntry, PointLabel]]:
     in-memory structures: their entry is the canonical pymatgen JSON, hashed like a file. The COD
     CIFs of ``crystals`` and ase are read as files (``cod:<COD id>``).
     """
-    from encoders.builtin import aflow_prototypes, cod_cif_files, pymatgen_samples
+    from matconcept.encoders.builtin import aflow_prototypes, cod_cif_files, pymatgen_samples
 
     uses: dict[str, int] = {}
     for item in (*aflow_prototypes(), *pymatgen_samples()):

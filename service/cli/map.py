@@ -4,7 +4,7 @@
     matconcept map --update                 # place materials stored since, without recomputing
     matconcept map --format png svg --color-by crystal_system source --element O --element Li
 
-The layout is saved beside the store (see :mod:`service.map.storage`) and served by
+The layout is saved beside the store (see :mod:`matconcept.service.map.storage`) and served by
 ``matconcept serve`` at ``/map``. Like ``ingest``, this opens the embedded store itself, so it fails
 with a clear message while a running service owns it; recompute through the service then
 (``POST /v1/map/layout`` with the API key).
@@ -65,7 +65,7 @@ def export_figures(points, folder: Path, color_by: list[str], elements: list[str
     """The map coloured by each field, highlighted per element, and the periodic-table grid."""
     import numpy as np
 
-    from service.map.figures import crystal_system, plot_element_maps, plot_map
+    from matconcept.service.map.figures import crystal_system, plot_element_maps, plot_map
 
     folder.mkdir(parents=True, exist_ok=True)
     coords = np.column_stack([points.x, points.y]).astype(np.float32)
@@ -99,12 +99,12 @@ def export_figures(points, folder: Path, color_by: list[str], elements: list[str
 def run_map(args: argparse.Namespace) -> int:
     from pymatgen.core import Element
 
-    from encoders.checkpoint import resolve_model
-    from service.map.keeper import MapKeeper
-    from service.map.layout import LayoutError, LayoutParams
-    from service.map.storage import LayoutStore
-    from service.store import StoreError, StoreSettings, open_store
-    from service.store_cli import _fail
+    from matconcept.encoders.checkpoint import resolve_model
+    from matconcept.service.cli.store import _fail
+    from matconcept.service.map.keeper import MapKeeper
+    from matconcept.service.map.layout import LayoutError, LayoutParams
+    from matconcept.service.map.storage import LayoutStore
+    from matconcept.service.store import StoreError, StoreSettings, open_store
 
     bad = [e for e in args.element if not Element.is_valid_symbol(e)]
     if bad:

@@ -65,14 +65,14 @@ def _fail(message: str) -> int:
 
 
 def _settings(args: argparse.Namespace):
-    from service.store import StoreSettings
+    from matconcept.service.store import StoreSettings
 
     return StoreSettings(db=args.db) if args.db is not None else StoreSettings()
 
 
 def _embedder(args: argparse.Namespace):
-    from encoders.checkpoint import resolve_model
-    from encoders.embedder import Embedder, default_device
+    from matconcept.encoders.checkpoint import resolve_model
+    from matconcept.encoders.embedder import Embedder, default_device
 
     device = args.device or default_device()
     return Embedder(resolve_model(args.model, device), device=device)
@@ -81,8 +81,8 @@ def _embedder(args: argparse.Namespace):
 def run_ingest(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    from service.ingest import ingest, ingest_builtin
-    from service.store import StoreError, open_store
+    from matconcept.service.ingest.local import ingest, ingest_builtin
+    from matconcept.service.store import StoreError, open_store
 
     if not args.paths and not args.builtin:
         return _fail("ingest needs PATH... or --builtin")
@@ -124,9 +124,9 @@ def _query_vector(args: argparse.Namespace, embedder, store):
     """(vector, description) of the query: a pattern (--xrd), a structure file or a stored id."""
     import numpy as np
 
-    from encoders.errors import StructureInputError
-    from encoders.structure_io import read_structure
-    from encoders.xrd import read_xy, resample_pattern
+    from matconcept.encoders.errors import StructureInputError
+    from matconcept.encoders.structure_io import read_structure
+    from matconcept.encoders.xrd import read_xy, resample_pattern
 
     if args.xrd is not None:
         two_theta, intensity = read_xy(args.xrd)
@@ -146,7 +146,7 @@ def _query_vector(args: argparse.Namespace, embedder, store):
 
 
 def _parse_filters(items: list[str]):
-    from service.store import SearchFilters
+    from matconcept.service.store import SearchFilters
 
     values: dict[str, str] = {}
     for item in items:
@@ -160,15 +160,15 @@ def _parse_filters(items: list[str]):
 def run_search(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from encoders.errors import StructureInputError
-    from service.store import StoreError, open_store
+    from matconcept.encoders.errors import StructureInputError
+    from matconcept.service.store import StoreError, open_store
 
     if (args.query is None) == (args.xrd is None):
         return _fail("search needs exactly one of QUERY or --xrd FILE")
     if args.top_k < 1:
         return _fail(f"--top-k must be at least 1, got {args.top_k}")
     if getattr(args, "remote", None):  # the service engineer's branch: same query, over gRPC
-        from service.serve_cli import run_remote_search
+        from matconcept.service.cli.serve import run_remote_search
 
         return run_remote_search(args)
     try:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from training.corpus import CorpusConfig
+    from matconcept.training.corpus import CorpusConfig
 
 logger = logging.getLogger(__name__)
 
@@ -52,10 +52,10 @@ def model_corpus(training: dict) -> tuple[Path | None, CorpusConfig]:
     """The corpus a checkpoint was trained on: its directory if still present, and its build config.
 
     The trainer records ``training["config"]["corpus"]`` (a directory) and ``["corpus_build"]`` (the
-    :class:`training.corpus.CorpusConfig` it builds from when the directory is missing). Models without
+    :class:`matconcept.training.corpus.CorpusConfig` it builds from when the directory is missing). Models without
     that record (the random model) get the corpus defaults.
     """
-    from training.corpus import RECORDS_FILE, CorpusConfig
+    from matconcept.training.corpus import RECORDS_FILE, CorpusConfig
 
     config = training.get("config") or {}
     folder = Path(config["corpus"]) if config.get("corpus") else None
@@ -69,7 +69,7 @@ def cached_corpus(build: CorpusConfig) -> Path:
 
     from platformdirs import user_cache_dir
 
-    from training.corpus import MANIFEST_FILE, build_corpus
+    from matconcept.training.corpus import MANIFEST_FILE, build_corpus
 
     key = hashlib.sha256(build.model_dump_json().encode()).hexdigest()[:12]
     folder = Path(user_cache_dir("matconcept")) / f"corpus-{key}"
@@ -85,8 +85,8 @@ def _fail(reason: str, message: str) -> int:
 
 
 def _load_items(args: argparse.Namespace, labels: dict[str, str], training: dict):
-    from training.evaluation.data import builtin_items, cif_items, corpus_items
-    from training.evaluation.evaluate import DatasetInfo
+    from matconcept.training.evaluation.evaluate import DatasetInfo
+    from matconcept.training.evaluation.items import builtin_items, cif_items, corpus_items
 
     if args.paths:
         missing = [str(p) for p in args.paths if not p.exists()]
@@ -108,11 +108,11 @@ def _load_items(args: argparse.Namespace, labels: dict[str, str], training: dict
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from encoders.checkpoint import resolve_model
-    from encoders.embedder import Embedder, default_device
-    from training.evaluation.data import LabelsError, read_labels_csv, subsample
-    from training.evaluation.evaluate import EvaluationConfig, evaluate
-    from training.evaluation.report import markdown, write_report
+    from matconcept.encoders.checkpoint import resolve_model
+    from matconcept.encoders.embedder import Embedder, default_device
+    from matconcept.training.evaluation.evaluate import EvaluationConfig, evaluate
+    from matconcept.training.evaluation.items import LabelsError, read_labels_csv, subsample
+    from matconcept.training.evaluation.report import markdown, write_report
 
     if args.limit is not None and args.limit < 2:
         return _fail("bad_argument", f"--limit {args.limit}: an evaluation needs at least 2 structures")
@@ -144,7 +144,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         overrides["baseline_limit"] = args.baseline_limit
     try:
         config = EvaluationConfig(**overrides)
-        from training.evaluation.baselines import make_baselines
+        from matconcept.training.evaluation.baselines import make_baselines
 
         make_baselines(config.baselines)  # unknown names fail here, before minutes of work
     except ValueError as exc:

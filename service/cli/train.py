@@ -41,7 +41,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_corpus_build(args: argparse.Namespace) -> int:
-    from training.corpus import CorpusConfig, build_corpus
+    from matconcept.training.corpus import CorpusConfig, build_corpus
 
     fields: dict = {
         "builtin": not args.no_builtin,
@@ -62,8 +62,8 @@ def run_corpus_build(args: argparse.Namespace) -> int:
             return 2
     manifest = build_corpus(config, args.out, mp_api_key=key)
     if args.cache:
-        from training.cache import build_cache
-        from training.corpus import load_records
+        from matconcept.training.cache import build_cache
+        from matconcept.training.corpus import load_records
 
         store = build_cache(load_records(args.out), args.cache, workers=args.workers)
         manifest["featurized"] = int(store.ok.sum())
@@ -74,7 +74,7 @@ def run_corpus_build(args: argparse.Namespace) -> int:
 def run_train(args: argparse.Namespace) -> int:
     import logging
 
-    from training.trainer import TrainConfig, train
+    from matconcept.training.trainer import TrainConfig, train
 
     logging.getLogger("training").setLevel(logging.INFO)
     config = TrainConfig.from_yaml(args.config)

@@ -2,7 +2,7 @@
 
 The gRPC methods and the HTTP routes of the gateway are thin adapters around :class:`ServiceAPI`,
 so both ingresses check the same caps, keys and inputs and answer with the same errors
-(:class:`~service.schemas.ServiceError`, mapped to a gRPC status or an HTTP status). The API calls
+(:class:`~matconcept.service.app.schemas.ServiceError`, mapped to a gRPC status or an HTTP status). The API calls
 the embedder and store deployments through Serve handles; it never parses or embeds itself, which
 keeps the gateway replicas light (no torch, no pymatgen).
 """
@@ -13,9 +13,7 @@ import asyncio
 import logging
 from typing import Any
 
-from service.map.keeper import MapPoints, MapStatus
-from service.map.layout import LayoutParams
-from service.schemas import (
+from matconcept.service.app.schemas import (
     DeleteQuery,
     DeleteResult,
     EmbeddedStructure,
@@ -38,7 +36,9 @@ from service.schemas import (
     UpsertQuery,
     UpsertResult,
 )
-from service.settings import AccessSettings, ServiceSettings
+from matconcept.service.app.settings import AccessSettings, ServiceSettings
+from matconcept.service.map.keeper import MapPoints, MapStatus
+from matconcept.service.map.layout import LayoutParams
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +68,8 @@ class ServiceAPI:
     """The service's operations over an embedder and a store deployment.
 
     Args:
-        embedder: Handle of :class:`service.app.EmbedderDeployment`.
-        store: Handle of :class:`service.app.StoreDeployment`.
+        embedder: Handle of :class:`matconcept.service.app.deployments.EmbedderDeployment`.
+        store: Handle of :class:`matconcept.service.app.deployments.StoreDeployment`.
         settings: Caps and options.
         access: The API key (read from the gateway replica's environment).
         model_id: Model whose vectors the store holds; ``dim`` their dimension.

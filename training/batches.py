@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 from torch_geometric.data import Data
 
-from training.cache import GraphStore
+from matconcept.training.cache import GraphStore
 
 
 class StructureAugment(BaseModel):

@@ -12,8 +12,8 @@ from typing import IO
 import numpy as np
 from tqdm import tqdm
 
-from encoders.errors import InputErrorReason, StructureInputError
-from encoders.sources import iter_entries
+from matconcept.encoders.errors import InputErrorReason, StructureInputError
+from matconcept.encoders.sources import iter_entries
 
 EMBED_CHUNK = 256
 """Inputs embedded per model call; also how often output is flushed."""
@@ -35,7 +35,7 @@ def _error_line(source: str, exc: StructureInputError) -> dict:
 
 
 def _structure_lines(args: argparse.Namespace, embedder) -> Iterator[dict]:
-    from encoders.pipeline import featurize_entries
+    from matconcept.encoders.pipeline import featurize_entries
 
     settings = embedder.loaded.info.model
     entries = iter_entries(args.paths, suffixes=(".cif", ".mcif"))
@@ -67,7 +67,7 @@ def _structure_lines(args: argparse.Namespace, embedder) -> Iterator[dict]:
 
 
 def _xrd_lines(args: argparse.Namespace, embedder) -> Iterator[dict]:
-    from encoders.xrd import read_xy, resample_pattern
+    from matconcept.encoders.xrd import read_xy, resample_pattern
 
     settings = embedder.loaded.info.model.xrd
     for entry in iter_entries(args.paths, suffixes=(".xy", ".xye", ".dat", ".txt", ".csv")):
@@ -93,8 +93,8 @@ def _xrd_lines(args: argparse.Namespace, embedder) -> Iterator[dict]:
 
 
 def run_embed(args: argparse.Namespace) -> int:
-    from encoders.checkpoint import resolve_model
-    from encoders.embedder import Embedder, default_device
+    from matconcept.encoders.checkpoint import resolve_model
+    from matconcept.encoders.embedder import Embedder, default_device
 
     device = args.device or default_device()
     embedder = Embedder(resolve_model(args.model, device), device=device)
