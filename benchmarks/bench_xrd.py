@@ -53,8 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import pymatgen.core
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from matconcept.encoders.xrd import XRDSimulator, clear_caches, pymatgen_pattern, reference_structures
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tests.xrd_reference
+    from matconcept.encoders.xrd import XRDSimulator, clear_caches
+    from tests.xrd_reference import pymatgen_pattern, reference_structures
 
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(args.threads)

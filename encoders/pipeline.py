@@ -1,18 +1,24 @@
 """Raw entries → checked structures → (graph + XRD) features, in parallel, one bad entry at a time.
 
-The CPU-heavy part of embedding and ingest (CIF parsing, primitive cell, neighbour list, XRD) runs
-in a process pool so that both cores work; the model then embeds the results in batches. Failures
-come back as :class:`~matconcept.encoders.errors.StructureInputError` values, never as exceptions, so a
-collection of hundreds of thousands of awkward CIFs is walked to the end.
+The CPU-heavy part of embedding, ingest and the training cache (CIF parsing, primitive cell,
+neighbour list, XRD) runs in a process pool so that every core works; the model then embeds the
+results in batches. :func:`parallel_featurize` is that pool, the only one: each worker builds one
+:class:`~matconcept.encoders.featurize.Featurizer` and applies a caller's function to each item
+with it. :func:`featurize_entries` runs it over raw entries (ingest, embed); the training cache runs
+it over corpus records. Failures come back as :class:`~matconcept.encoders.errors.StructureInputError`
+values, never as exceptions, so a collection of hundreds of thousands of awkward CIFs is walked to
+the end.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing as mp
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 from torch_geometric.data import Data
 
@@ -28,6 +34,9 @@ logger = logging.getLogger(__name__)
 POOL_CHUNKSIZE = 8
 """Entries per task sent to a worker: amortises pickling without starving the progress bar."""
 
+ItemT = TypeVar("ItemT")
+ResultT = TypeVar("ResultT")
+
 
 @dataclass(slots=True)
 class Featurized:
@@ -40,15 +49,63 @@ class Featurized:
     error: StructureInputError | None = None
 
 
-_WORKER: tuple[Featurizer, ParseLimits] | None = None
+_WORKER: tuple[Featurizer, Callable[..., object]] | None = None
+"""This worker process's featurizer and work function, set once by :func:`_init_worker`."""
 
 
-def _init_worker(graph: GraphSettings, xrd: XRDSettings, limits: ParseLimits) -> None:
+def _init_worker(graph: GraphSettings, xrd: XRDSettings, work: Callable[..., object]) -> None:
     global _WORKER
     import torch
 
     torch.set_num_threads(1)  # the pool provides the parallelism
-    _WORKER = (Featurizer(graph, xrd), limits)
+    _WORKER = (Featurizer(graph, xrd), work)
+
+
+def _work(item: object) -> object:
+    assert _WORKER is not None, "_work runs only in a pool worker set up by _init_worker"
+    featurizer, work = _WORKER
+    return work(item, featurizer)
+
+
+def parallel_featurize(
+    items: Iterable[ItemT],
+    work: Callable[[ItemT, Featurizer], ResultT],
+    graph: GraphSettings | None = None,
+    xrd: XRDSettings | None = None,
+    workers: int | None = None,
+    chunksize: int = POOL_CHUNKSIZE,
+) -> Iterator[ResultT]:
+    """``work(item, featurizer)`` for each item, with ``workers`` processes (1 = in this process).
+
+    Each worker process builds its :class:`Featurizer` once (building it loads tables and models
+    that must not be pickled per item) and runs torch on one thread: the pool provides the
+    parallelism. Workers are spawned, not forked, because forking after torch or Ray has started
+    threads is unsafe. ``work`` must therefore be picklable: a module-level function, or a
+    :func:`functools.partial` of one with picklable arguments; it should turn failures into
+    values, since an exception ends the whole run.
+
+    Args:
+        items: Inputs, consumed lazily (``chunksize`` at a time per worker).
+        work: Function of (item, featurizer) returning that item's result.
+        graph: Graph settings of the featurizer; the defaults when None.
+        xrd: XRD settings of the featurizer; the defaults when None.
+        workers: Processes; every core when None.
+        chunksize: Items per task sent to a worker.
+
+    Yields:
+        ``work``'s results, in input order, as they finish. Closing the generator early stops the pool.
+    """
+    graph = graph or GraphSettings()
+    xrd = xrd or XRDSettings()
+    workers = workers or os.cpu_count() or 1
+    if workers <= 1:
+        featurizer = Featurizer(graph, xrd)
+        for item in items:
+            yield work(item, featurizer)
+        return
+    ctx = mp.get_context("spawn")  # fork after torch/ray threads exist is unsafe
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(graph, xrd, work)) as pool:
+        yield from pool.imap(_work, items, chunksize=chunksize)
 
 
 def featurize_entry(entry: RawEntry, featurizer: Featurizer, limits: ParseLimits) -> Featurized:
@@ -66,11 +123,6 @@ def featurize_entry(entry: RawEntry, featurizer: Featurizer, limits: ParseLimits
     return Featurized(entry.name, entry.stem, parsed=parsed, graph=graph)
 
 
-def _work(entry: RawEntry) -> Featurized:
-    assert _WORKER is not None
-    return featurize_entry(entry, *_WORKER)
-
-
 def featurize_entries(
     entries: Iterable[RawEntry],
     graph: GraphSettings | None = None,
@@ -82,15 +134,5 @@ def featurize_entries(
 
     ``workers=None`` uses every core. Results stream as they finish, in input order.
     """
-    graph = graph or GraphSettings()
-    xrd = xrd or XRDSettings()
-    limits = limits or ParseLimits()
-    workers = workers or os.cpu_count() or 1
-    if workers <= 1:
-        featurizer = Featurizer(graph, xrd)
-        for entry in entries:
-            yield featurize_entry(entry, featurizer, limits)
-        return
-    ctx = mp.get_context("spawn")  # fork after torch/ray threads exist is unsafe
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(graph, xrd, limits)) as pool:
-        yield from pool.imap(_work, entries, chunksize=POOL_CHUNKSIZE)
+    work = functools.partial(featurize_entry, limits=limits or ParseLimits())
+    return parallel_featurize(entries, work, graph, xrd, workers)

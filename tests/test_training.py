@@ -387,3 +387,16 @@ def test_resume_refuses_a_different_config(tiny_root, tmp_path):
     result = _matconcept("train", "--config", str(changed), "--resume", timeout=120)
     assert result.returncode != 0
     assert "different config" in result.stderr
+
+
+def test_cache_built_by_the_pool_matches_one_process(small_corpus, tmp_path, monkeypatch):
+    from matconcept.training import cache
+
+    _, records = small_corpus
+    records = records[:90]
+    monkeypatch.setattr(cache, "SHARD_SIZE", 40)  # three shards cut from one pool's ordered stream
+    pooled = build_cache(records, tmp_path / "pooled", workers=2)
+    assert len(list((tmp_path / "pooled").rglob("*.pt"))) == 3
+    single = build_cache(records, tmp_path / "single", workers=1)
+    for key in cache.STORE_KEYS:
+        assert torch.equal(getattr(pooled, key), getattr(single, key)), key

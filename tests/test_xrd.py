@@ -1,5 +1,7 @@
 """Tests of matconcept.encoders.xrd: the fast simulator against pymatgen, invariances, measured-pattern input.
 
+The pymatgen reference pattern and the validation set come from ``tests/xrd_reference.py``.
+
 Fixtures (module scope, real data shipped with the dependencies):
     reference: the AFLOW prototypes (288) and the ``crystals`` COD CIFs, as (name, Structure).
     reference_patterns: pymatgen's patterns of ``reference`` (the published pipeline), computed once.
@@ -24,11 +26,10 @@ from matconcept.encoders.xrd import (
     XRDSettings,
     XRDSimulator,
     pattern_from_peaks,
-    pymatgen_pattern,
     read_xy,
-    reference_structures,
     resample_pattern,
 )
+from tests.xrd_reference import pymatgen_pattern, reference_structures
 
 MIN_COSINE = 0.9999
 """Agreement required with pymatgen's pattern (cosine similarity of the 5000-bin vectors)."""

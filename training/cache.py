@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import multiprocessing as mp
 import os
+from contextlib import closing
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ from tqdm import tqdm
 
 from matconcept.encoders.featurize import Featurizer
 from matconcept.encoders.graph import GraphSettings
+from matconcept.encoders.pipeline import parallel_featurize
 from matconcept.encoders.xrd import XRDSettings
 from matconcept.training.corpus import CorpusRecord
 
@@ -36,6 +38,7 @@ SHARD_SIZE = 2048
 """Records per shard: small enough that an interrupted build loses little, large enough to keep
 the number of files low."""
 POOL_CHUNKSIZE = 16
+"""Records per task sent to a featurizing worker (records are cheaper to send than raw files)."""
 STORE_KEYS = ("x", "node_ptr", "edge_index", "edge_dist", "edge_ptr", "xrd_idx", "xrd_val", "xrd_ptr", "ok")
 
 
@@ -113,15 +116,6 @@ class GraphStore:
         )
 
 
-_WORKER: Featurizer | None = None
-
-
-def _init_worker(graph: GraphSettings, xrd: XRDSettings) -> None:
-    global _WORKER
-    torch.set_num_threads(1)  # the pool provides the parallelism
-    _WORKER = Featurizer(graph, xrd)
-
-
 def featurize_record(record_json: str, featurizer: Featurizer) -> dict[str, np.ndarray] | None:
     """Compact arrays of one record's graph and sparse pattern; None (and a log line) if it fails."""
     record = CorpusRecord.model_validate_json(record_json)
@@ -140,11 +134,6 @@ def featurize_record(record_json: str, featurizer: Featurizer) -> dict[str, np.n
         "xrd_idx": nz.astype(np.int16),
         "xrd_val": pattern[nz].astype(np.float32),
     }
-
-
-def _work(record_json: str) -> dict[str, np.ndarray] | None:
-    assert _WORKER is not None
-    return featurize_record(record_json, _WORKER)
 
 
 def settings_key(graph: GraphSettings, xrd: XRDSettings) -> str:
@@ -181,31 +170,19 @@ def build_cache(
         workers = workers or os.cpu_count() or 1
         total = sum(len(c) for _, _, c in missing)
         logger.info("featurizing %d structures in %d shards with %d workers", total, len(missing), workers)
-        bar = tqdm(total=total, desc="featurize", unit="structure", disable=None)
-        pool = None
-        if workers > 1:
-            pool = mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(graph, xrd))
-        featurizer = Featurizer(graph, xrd) if pool is None else None
-        try:
+        texts_to_do = (text for _, _, chunk in missing for text in chunk)
+        results = parallel_featurize(texts_to_do, featurize_record, graph, xrd, workers, chunksize=POOL_CHUNKSIZE)
+        # One pool for all missing shards, results in input order: each shard is cut from the stream
+        # and saved as soon as its last record is done.
+        with closing(results), tqdm(total=total, desc="featurize", unit="structure", disable=None) as bar:
             for i, path, chunk in missing:
-                if pool is not None:
-                    items = []
-                    for item in pool.imap(_work, chunk, chunksize=POOL_CHUNKSIZE):
-                        items.append(item)
-                        bar.update()
-                else:
-                    items = []
-                    for t in chunk:
-                        items.append(featurize_record(t, featurizer))
-                        bar.update()
+                items = []
+                for item in islice(results, len(chunk)):
+                    items.append(item)
+                    bar.update()
                 store = GraphStore.from_arrays(items)
                 tmp = path.with_suffix(".tmp")
                 torch.save(store.to_dict(), tmp)
                 tmp.replace(path)  # atomic: an interrupted build never leaves a half shard behind
                 shards[i] = store
-        finally:
-            bar.close()
-            if pool is not None:
-                pool.close()
-                pool.join()
     return GraphStore.concat(shards) if shards else GraphStore.from_arrays([])

@@ -1,22 +1,16 @@
-"""Powder X-ray diffraction patterns on the paper's 5000-bin grid: simulated and measured.
+"""The fast powder XRD simulator: pymatgen's physics, vectorised, on the paper's 5000-bin grid.
 
 The XRD encoder of Suzuki et al. (MLST 2022) reads a 5000-point vector: the powder pattern of a
 crystal for Cu Kα radiation (1.54184 Å) from 2θ = 10° to 110° in steps of 0.02°, divided by its own
 maximum. The published code makes it with pymatgen: ``XRDCalculator()`` with its defaults (Cu Kα,
 ``symprec=0``, no Debye–Waller factors), ``get_pattern(structure, two_theta_range=(10, 110),
 scaled=False)``, then a histogram of the peak positions weighted by the peak intensities into
-5000 bins (``np.histogram(x, bins=np.linspace(10, 110, 5001), weights=y)``).
+5000 bins (``np.histogram(x, bins=np.linspace(10, 110, 5001), weights=y)``). That reference
+pipeline, literally, is ``pymatgen_pattern`` in ``tests/xrd_reference.py`` (tests and benchmark only).
 
-This module provides
-
-* :class:`XRDSettings` — the grid and wavelength (defaults: the paper's);
-* :func:`pymatgen_pattern` — that reference pipeline, literally, with pymatgen's calculator;
-* :class:`XRDSimulator` — our own vectorised re-implementation of the same physics, ~65× faster
-  than pymatgen (``benchmarks/bench_xrd.py``) and equal to it to a cosine similarity ≥ 0.9999 on the
-  288 AFLOW prototypes and the COD CIFs shipped with ``crystals`` (``tests/test_xrd.py``);
-* :func:`read_xy` and :func:`resample_pattern` — a measured diffractometer export (two columns,
-  any step, any range) turned into the same 5000-bin vector, so it can be used as a query;
-* :func:`pattern_from_peaks` — the histogram step shared by everything above.
+:class:`XRDSimulator` is our own vectorised re-implementation of the same physics, ~65× faster
+than pymatgen (``benchmarks/bench_xrd.py``) and equal to it to a cosine similarity ≥ 0.9999 on the
+288 AFLOW prototypes and the COD CIFs shipped with ``crystals`` (``tests/test_xrd.py``).
 
 Why our own simulator: pymatgen builds per-reflection Python objects (hkl family labels, peak
 merging) that the histogram does not need; over a 100k-structure database that is the dominant
@@ -64,37 +58,18 @@ import functools
 import json
 import logging
 import math
-import os
-import re
 from importlib import resources
-from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pymatgen.core.periodic_table import Element
 
-from matconcept.encoders.errors import InputErrorReason, StructureInputError
+from matconcept.encoders.xrd.settings import DEFAULT_SETTINGS, XRDSettings
 
 if TYPE_CHECKING:
     from pymatgen.core import Structure
 
 logger = logging.getLogger(__name__)
-
-CU_KA = 1.54184
-"""Å; Cu Kα wavelength used by the paper (pymatgen's ``WAVELENGTHS["CuKa"]``)."""
-
-TWO_THETA_MIN = 10.0
-"""Degrees; lower end of the paper's 2θ range."""
-
-TWO_THETA_MAX = 110.0
-"""Degrees; upper end of the paper's 2θ range."""
-
-TWO_THETA_STEP = 0.02
-"""Degrees; width of one histogram bin in the paper."""
-
-N_BINS = 5000
-"""Length of the pattern vector the XRD encoder reads: (110 − 10) / 0.02."""
 
 MOTT_BETHE_CONSTANT = 41.78214
 """Å⁻² · electrons; pymatgen's prefactor turning its fitted electron scattering factors into X-ray
@@ -124,9 +99,6 @@ HKL_BOUND_SLACK = 1e-9
 """Added to |aᵢ|·|g|max before flooring it into the hkl box bound, so a reflection exactly on the
 limiting sphere is not lost to rounding (the sphere test itself is exact, inclusive)."""
 
-SETTINGS_GRID_TOL = 1e-6
-"""Relative tolerance for (2θ_max − 2θ_min) / step to be an integer number of bins."""
-
 _SCATTERING_PARAMS_FILE = "atomic_scattering_params.json"
 """pymatgen's table of (aᵢ, bᵢ) fit coefficients per element, in ``pymatgen.analysis.diffraction``."""
 
@@ -155,135 +127,6 @@ def _load_scattering_table() -> tuple[dict[str, int], np.ndarray, np.ndarray, np
 
 
 _ELEMENT_ROW, _ELEMENT_Z, _ELEMENT_A, _ELEMENT_B = _load_scattering_table()
-
-
-class XRDSettings(BaseModel):
-    """Wavelength and 2θ grid of a pattern (defaults: the paper's Cu Kα, 10-110°, 0.02°)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    wavelength: float = Field(default=CU_KA, gt=0, description="X-ray wavelength, Å")
-    two_theta_min: float = Field(default=TWO_THETA_MIN, ge=0, lt=180, description="grid start, degrees")
-    two_theta_max: float = Field(default=TWO_THETA_MAX, gt=0, lt=180, description="grid end, degrees")
-    step: float = Field(default=TWO_THETA_STEP, gt=0, description="bin width, degrees")
-
-    @model_validator(mode="after")
-    def _check_grid(self) -> XRDSettings:
-        if self.two_theta_max <= self.two_theta_min:
-            raise ValueError(f"two_theta_max={self.two_theta_max} must exceed two_theta_min={self.two_theta_min}")
-        n = (self.two_theta_max - self.two_theta_min) / self.step
-        if abs(n - round(n)) > SETTINGS_GRID_TOL * max(n, 1.0):
-            raise ValueError(
-                f"the range {self.two_theta_min}-{self.two_theta_max}° is not a whole number of {self.step}° steps"
-            )
-        return self
-
-    @property
-    def n_bins(self) -> int:
-        """Number of bins, (2θ_max − 2θ_min) / step (5000 for the defaults)."""
-        return round((self.two_theta_max - self.two_theta_min) / self.step)
-
-    def bin_edges(self) -> np.ndarray:
-        """Bin edges in degrees, ``np.linspace(min, max, n_bins + 1)`` exactly as published."""
-        return np.linspace(self.two_theta_min, self.two_theta_max, self.n_bins + 1)
-
-    def bin_centres(self) -> np.ndarray:
-        """Bin centres in degrees, shape (n_bins,)."""
-        edges = self.bin_edges()
-        return 0.5 * (edges[:-1] + edges[1:])
-
-
-DEFAULT_SETTINGS = XRDSettings()
-"""The paper's settings."""
-
-
-def _max_normalise(hist: np.ndarray) -> np.ndarray:
-    """float32 copy divided by its maximum; all zeros stays all zeros."""
-    peak = float(hist.max()) if hist.size else 0.0
-    out = hist.astype(np.float32)
-    if peak > 0:
-        out /= np.float32(peak)
-    return out
-
-
-def _histogram(two_theta: np.ndarray, intensity: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """``np.histogram(two_theta, bins=edges, weights=intensity)[0]`` via searchsorted + bincount.
-
-    Same bin assignment as numpy for explicit edges (left-closed bins, last bin closed on the
-    right, values outside dropped), without numpy's sort of the data.
-    """
-    n_bins = len(edges) - 1
-    idx = np.searchsorted(edges, two_theta, side="right") - 1
-    idx[two_theta == edges[-1]] = n_bins - 1
-    inside = (idx >= 0) & (idx < n_bins)
-    return np.bincount(idx[inside], weights=intensity[inside], minlength=n_bins)
-
-
-def pattern_from_peaks(two_theta: np.ndarray, intensity: np.ndarray, settings: XRDSettings | None = None) -> np.ndarray:
-    """Histogram of peak positions weighted by intensity, divided by its maximum (the paper's step).
-
-    Args:
-        two_theta: Peak positions, degrees, shape (P,).
-        intensity: Peak intensities (any units, ≥ 0), shape (P,).
-        settings: Grid; the paper's when None.
-
-    Returns:
-        float32 array (n_bins,), maximum 1, or all zeros when no peak falls in the range.
-    """
-    settings = settings or DEFAULT_SETTINGS
-    two_theta = np.asarray(two_theta, dtype=np.float64).ravel()
-    intensity = np.asarray(intensity, dtype=np.float64).ravel()
-    if two_theta.shape != intensity.shape:
-        raise ValueError(f"two_theta has {two_theta.size} values but intensity has {intensity.size}")
-    return _max_normalise(_histogram(two_theta, intensity, settings.bin_edges()))
-
-
-def pymatgen_pattern(structure: Structure, settings: XRDSettings | None = None) -> np.ndarray:
-    """The published pipeline, literally: pymatgen ``XRDCalculator`` then the histogram.
-
-    Kept as the reference for tests and the benchmark; :class:`XRDSimulator` is the fast path.
-    ``U11_cif`` … site properties (anisotropic displacement), which recent pymatgen would turn into
-    Debye–Waller factors, are removed first: the published patterns have none.
-
-    Args:
-        structure: The crystal.
-        settings: Wavelength and grid; the paper's when None.
-
-    Returns:
-        float32 array (n_bins,), max-normalised; all zeros when no reflection lies in range.
-    """
-    # Imported here: pymatgen's diffraction package imports matplotlib.
-    from pymatgen.analysis.diffraction.xrd import XRDCalculator
-
-    settings = settings or DEFAULT_SETTINGS
-    thermal = [key for key in structure.site_properties if re.fullmatch(r"U\d\d_cif", key)]
-    if thermal:
-        structure = structure.copy()
-        for key in thermal:
-            structure.remove_site_property(key)
-    calculator = XRDCalculator(wavelength=settings.wavelength)
-    try:
-        pattern = calculator.get_pattern(
-            structure, scaled=False, two_theta_range=(settings.two_theta_min, settings.two_theta_max)
-        )
-    except ValueError:
-        # pymatgen fails (unpacking or max() of an empty list) when no reflection is in range;
-        # that case is an all-zero pattern, anything else is a real error.
-        if _pymatgen_reflection_count(structure, settings) == 0:
-            return np.zeros(settings.n_bins, dtype=np.float32)
-        raise
-    return pattern_from_peaks(np.asarray(pattern.x), np.asarray(pattern.y), settings)
-
-
-def _pymatgen_reflection_count(structure: Structure, settings: XRDSettings) -> int:
-    """Reciprocal-lattice points with 2θ in range, found the way ``XRDCalculator`` finds them."""
-    min_r, max_r = (
-        2 * math.sin(math.radians(t / 2)) / settings.wavelength
-        for t in (settings.two_theta_min, settings.two_theta_max)
-    )
-    recip = structure.lattice.reciprocal_lattice_crystallographic
-    points = recip.get_points_in_sphere([[0, 0, 0]], [0, 0, 0], max_r)
-    return sum(1 for point in points if point[1] >= min_r and point[1] > 0)
 
 
 @functools.lru_cache(maxsize=HKL_CACHE_SIZE)
@@ -568,194 +411,3 @@ def _structure_factor(hkl: np.ndarray, frac: np.ndarray, occ_t: np.ndarray, form
     sums = (occ_t @ trig).reshape(len(occ_t), 2, n_refl)  # (E, 2, M)
     sums *= form[:, None, :]
     return sums.sum(axis=0, dtype=np.float64)
-
-
-_FIELD_SEPARATORS = re.compile(r"[\s,;]+")
-"""Columns of a text export are separated by whitespace, commas or semicolons."""
-
-_LEADING_NUMBER = re.compile(r"\s*[-+]?(\d|\.\d)")
-"""A data row starts with a number (2θ); a path rarely does."""
-
-
-def _bad_pattern(source: str, detail: str) -> StructureInputError:
-    return StructureInputError(InputErrorReason.BAD_PATTERN, source, detail)
-
-
-def read_xy(path_or_text: str | os.PathLike[str] | bytes, name: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Read a measured powder pattern: a two-column text export (2θ in degrees, intensity).
-
-    Columns are separated by whitespace, commas or semicolons; extra columns (e.g. an esd) are
-    ignored. Lines starting with ``#``, blank lines and non-numeric lines before the data (column
-    headers, instrument metadata) are skipped. A strictly decreasing 2θ column is reversed.
-
-    Args:
-        path_or_text: A path (``Path`` or a string naming a file), the file's text (a string with a
-            line break, or a single row such as ``"10.0 5"``) or its bytes.
-        name: Name used in error messages (e.g. an archive member); defaults to the path, or
-            ``"<xy text>"`` / ``"<xy bytes>"``.
-
-    Returns:
-        ``(two_theta, intensity)``: float64 arrays (P,), 2θ strictly increasing.
-
-    Raises:
-        ValueError: (a :class:`~matconcept.encoders.errors.StructureInputError`, reason ``bad_pattern`` or
-            ``unreadable``) naming the file and the reason: unreadable file, no numeric rows, a row
-            with fewer than 2 columns, a non-numeric row inside the data, NaN/inf values,
-            non-monotonic or duplicate 2θ.
-    """
-    if isinstance(path_or_text, bytes):
-        name = name or "<xy bytes>"
-        text = path_or_text.decode("utf-8", errors="replace")
-    elif isinstance(path_or_text, str) and _is_xy_text(path_or_text):
-        name = name or "<xy text>"
-        text = path_or_text
-    else:
-        path = Path(path_or_text)
-        name = name or str(path)
-        try:
-            text = path.read_text(encoding="utf-8", errors="replace")
-        except OSError as exc:
-            raise StructureInputError(InputErrorReason.UNREADABLE, name, f"cannot read file: {exc}") from exc
-
-    values: list[tuple[float, float]] = []
-    text = text.removeprefix("\ufeff")  # a UTF-8 byte-order mark would hide the first row
-    for line_no, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        fields = [field for field in _FIELD_SEPARATORS.split(line) if field]
-        try:
-            numbers = [float(field) for field in fields[:2]]
-        except ValueError:
-            if values:
-                raise _bad_pattern(name, f"line {line_no} is not numeric: {line[:60]!r}") from None
-            continue  # header before the data
-        if len(numbers) < 2:
-            raise _bad_pattern(name, f"line {line_no} has fewer than 2 columns: {line[:60]!r}")
-        if not all(math.isfinite(x) for x in numbers):
-            raise _bad_pattern(name, f"line {line_no} holds a NaN or infinite value: {line[:60]!r}")
-        values.append((numbers[0], numbers[1]))
-    if not values:
-        raise _bad_pattern(name, "no numeric rows (expected two columns: 2θ in degrees, intensity)")
-    data = np.asarray(values, dtype=np.float64)
-    two_theta, intensity = data[:, 0].copy(), data[:, 1].copy()
-    _check_two_theta(two_theta, name)
-    if len(two_theta) > 1 and two_theta[1] < two_theta[0]:
-        two_theta, intensity = two_theta[::-1].copy(), intensity[::-1].copy()
-    return two_theta, intensity
-
-
-def _is_xy_text(value: str) -> bool:
-    """A string is data, not a path, if it has a line break, or starts with a number and names no file."""
-    if "\n" in value or "\r" in value:
-        return True
-    return bool(_LEADING_NUMBER.match(value)) and not Path(value).exists()
-
-
-def _check_two_theta(two_theta: np.ndarray, name: str) -> None:
-    """Raise unless 2θ is strictly increasing or strictly decreasing (no duplicates)."""
-    diff = np.diff(two_theta)
-    duplicate = np.flatnonzero(diff == 0)
-    if duplicate.size:
-        raise _bad_pattern(
-            name,
-            f"duplicate 2θ value {two_theta[duplicate[0]]:g}° (data rows {duplicate[0] + 1} and {duplicate[0] + 2})",
-        )
-    if diff.size and not (np.all(diff > 0) or np.all(diff < 0)):
-        sign = np.sign(diff[0])
-        bad = int(np.flatnonzero(np.sign(diff) != sign)[0])
-        raise _bad_pattern(name, f"2θ is not monotonic: {two_theta[bad]:g}° is followed by {two_theta[bad + 1]:g}°")
-
-
-def resample_pattern(
-    two_theta: np.ndarray,
-    intensity: np.ndarray,
-    settings: XRDSettings | None = None,
-    name: str = "<pattern>",
-) -> np.ndarray:
-    """Put a measured pattern (any step, any range) on the simulator's grid, max-normalised.
-
-    Linear interpolation onto the bin centres that the data cover; bins outside the measured range
-    are 0; negative intensities (over-subtracted background, noise) are clipped to 0 first.
-
-    Args:
-        two_theta: Measured 2θ, degrees, strictly monotonic, shape (P,), P ≥ 2.
-        intensity: Measured intensity, any units, shape (P,).
-        settings: Target grid; the paper's when None.
-        name: Name used in error messages (e.g. the file name).
-
-    Returns:
-        float32 array (n_bins,), maximum 1.
-
-    Raises:
-        ValueError: (a :class:`~matconcept.encoders.errors.StructureInputError`) for mismatched or too short
-            arrays, NaN/inf, non-monotonic 2θ, or no positive intensity on the grid.
-    """
-    settings = settings or DEFAULT_SETTINGS
-    x = np.asarray(two_theta, dtype=np.float64).ravel()
-    y = np.asarray(intensity, dtype=np.float64).ravel()
-    if x.shape != y.shape:
-        raise _bad_pattern(name, f"{x.size} 2θ values but {y.size} intensities")
-    if x.size < 2:
-        raise _bad_pattern(name, f"need at least 2 points to resample, got {x.size}")
-    if not (np.isfinite(x).all() and np.isfinite(y).all()):
-        raise _bad_pattern(name, "NaN or infinite values")
-    _check_two_theta(x, name)
-    if x[1] < x[0]:
-        x, y = x[::-1], y[::-1]
-    centres = settings.bin_centres()
-    out = np.zeros(settings.n_bins, dtype=np.float64)
-    covered = (centres >= x[0]) & (centres <= x[-1])
-    out[covered] = np.interp(centres[covered], x, np.clip(y, 0.0, None))
-    if not out.max() > 0:
-        raise _bad_pattern(
-            name,
-            f"no positive intensity on the {settings.two_theta_min:g}-{settings.two_theta_max:g}° grid "
-            f"(data cover {x[0]:g}-{x[-1]:g}°)",
-        )
-    return _max_normalise(out)
-
-
-class ReferenceSet(NamedTuple):
-    """Real structures the simulator is validated and benchmarked on."""
-
-    structures: list[tuple[str, Structure]]
-    """(name, structure): the AFLOW label (e.g. ``AB_cF8_225_a_b``) or the CIF file name."""
-    skipped: list[str]
-    """``"file: reason"`` for each CIF pymatgen could not parse."""
-
-
-def reference_structures(aflow: bool = True, cod: bool = True) -> ReferenceSet:
-    """The validation set: pymatgen's AFLOW prototypes and the COD CIFs shipped with ``crystals``.
-
-    Used by ``tests/test_xrd.py`` and ``benchmarks/bench_xrd.py``; both packages are dependencies of
-    the project (see :mod:`matconcept.encoders.builtin`), so the set is available offline.
-
-    Args:
-        aflow: Include the 288 AFLOW prototypes.
-        cod: Include the ``crystals`` COD CIFs (parsed with pymatgen, conventional cells).
-
-    Returns:
-        The structures in a fixed order, and the CIFs that failed to parse.
-    """
-    # Imported here: only the test/benchmark path needs them.
-    import warnings
-
-    from pymatgen.core import Structure
-
-    from matconcept.encoders.builtin import aflow_prototypes, crystals_cifs
-
-    structures: list[tuple[str, Structure]] = []
-    skipped: list[str] = []
-    if aflow:
-        structures += [(proto.source_id, proto.structure) for proto in aflow_prototypes()]
-    if cod:
-        for path in crystals_cifs():
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # CifParser warns about every rounded occupancy
-                    structures.append((path.name, Structure.from_file(path)))
-            except Exception as exc:  # pymatgen raises many types on bad CIFs; report, don't stop
-                skipped.append(f"{path.name}: {type(exc).__name__}: {exc}")
-                logger.warning("skipped %s: %s", path.name, exc)
-    return ReferenceSet(structures, skipped)

@@ -1,0 +1,43 @@
+"""Powder X-ray diffraction patterns on the paper's 5000-bin grid: simulated and measured.
+
+The package, by job:
+
+* :mod:`.settings` — :class:`XRDSettings`, the wavelength and 2θ grid (defaults: the paper's Cu Kα,
+  10-110°, 0.02°, 5000 bins) and their constants;
+* :mod:`.histogram` — :func:`pattern_from_peaks`, a peak list → the max-normalised histogram (the
+  published pipeline's last step);
+* :mod:`.simulate` — :class:`XRDSimulator`, the fast vectorised simulator of a structure's pattern;
+* :mod:`.measured` — :func:`read_xy` and :func:`resample_pattern`, a measured diffractometer export
+  (two columns, any step, any range) turned into the same vector, so it can be used as a query.
+
+pymatgen's reference pattern and the validation set it is compared on live with the tests
+(``tests/xrd_reference.py``): nothing in the product needs them.
+"""
+
+from matconcept.encoders.xrd.histogram import pattern_from_peaks
+from matconcept.encoders.xrd.measured import read_xy, resample_pattern
+from matconcept.encoders.xrd.settings import (
+    CU_KA,
+    DEFAULT_SETTINGS,
+    N_BINS,
+    TWO_THETA_MAX,
+    TWO_THETA_MIN,
+    TWO_THETA_STEP,
+    XRDSettings,
+)
+from matconcept.encoders.xrd.simulate import XRDSimulator, clear_caches
+
+__all__ = [
+    "CU_KA",
+    "DEFAULT_SETTINGS",
+    "N_BINS",
+    "TWO_THETA_MAX",
+    "TWO_THETA_MIN",
+    "TWO_THETA_STEP",
+    "XRDSettings",
+    "XRDSimulator",
+    "clear_caches",
+    "pattern_from_peaks",
+    "read_xy",
+    "resample_pattern",
+]
