@@ -68,9 +68,9 @@ def timed(call) -> float:
 def run(n_structures: int, n_queries: int, seconds: float, embedder_replicas: int = 1) -> dict:
     from tqdm import tqdm
 
+    from matconcept.service.app.launch import start
     from matconcept.service.app.schemas import StructureIn, UpsertItem
     from matconcept.service.app.settings import ServiceSettings
-    from matconcept.service.cli.serve import start
     from matconcept.service.client import MatconceptClient
     from matconcept.service.store import StoreSettings
 

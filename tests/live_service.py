@@ -31,8 +31,8 @@ def ray_processes(session_root: Path) -> list[str]:
 @contextmanager
 def live_service(store_dir: Path, api_key: str, tag: str) -> Iterator:
     """Start the service (API key ``api_key``, Ray session ``/tmp/<tag>-<pid>``), yield its ``Running``."""
+    from matconcept.service.app.launch import start
     from matconcept.service.app.settings import ServiceSettings
-    from matconcept.service.cli.serve import start
     from matconcept.service.store import StoreSettings
 
     root = Path(f"/tmp/{tag}-{os.getpid()}")  # short: Ray's Unix sockets must stay < 108 chars

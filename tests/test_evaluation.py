@@ -283,7 +283,7 @@ def test_evaluate_command_rejects_bad_arguments_by_name(element_set, tmp_path, c
 
 
 def test_default_data_is_the_corpus_the_model_was_trained_on(tmp_path):
-    from matconcept.service.cli.evaluate import model_corpus
+    from matconcept.service.cli.train import model_corpus
     from matconcept.training.corpus import RECORDS_FILE, CorpusConfig
 
     assert model_corpus({"note": "random initialisation, untrained"}) == (None, CorpusConfig())

@@ -135,7 +135,7 @@ def test_hostile_inputs_get_clear_status_codes(service, client, stored):
     assert got == grpc.StatusCode.RESOURCE_EXHAUSTED and message
     got, message = _code(
         lambda: client._call(
-            "Search", __import__("matconcept.service.app.rpc.matconcept_pb2").rpc.matconcept_pb2.SearchRequest()
+            "Search", __import__("matconcept.service.app.rpc.matconcept_pb2", fromlist=["pb"]).SearchRequest()
         )
     )
     assert got == grpc.StatusCode.INVALID_ARGUMENT and "exactly one of" in message

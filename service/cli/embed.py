@@ -1,4 +1,8 @@
-"""``matconcept embed``: files → one JSON line of embedding (or error) per input."""
+"""``matconcept embed``: files → one JSON line of embedding (or error) per input.
+
+A file that cannot be read or parsed is a line with ``error`` (the run goes on); only a bad
+``--model`` stops it. The featurizer and the XRD reader are imported when used (start-up speed).
+"""
 
 from __future__ import annotations
 
@@ -7,26 +11,30 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
 
 from matconcept.encoders.errors import InputErrorReason, StructureInputError
 from matconcept.encoders.sources import iter_entries
+from matconcept.service.cli.common import SubParsers, add_device_option, add_model_option, open_embedder
+
+if TYPE_CHECKING:
+    from matconcept.encoders.embedder import Embedder
 
 EMBED_CHUNK = 256
 """Inputs embedded per model call; also how often output is flushed."""
 
 
-def add_parsers(subparsers: argparse._SubParsersAction) -> None:
+def add_parsers(subparsers: SubParsers) -> None:
     p = subparsers.add_parser("embed", help="embed CIF files (or XRD patterns) with the dual encoder")
     p.add_argument("paths", nargs="+", type=Path, help="files or directories (walked for *.cif)")
     p.add_argument("--modality", choices=["structure", "xrd"], default="structure")
     p.add_argument("--output", "-o", type=Path, help="JSONL file to write (default: standard output)")
-    p.add_argument("--model", type=Path, help="checkpoint directory (default: the shipped model)")
+    add_model_option(p)
     p.add_argument("--workers", type=int, default=None, help="featurization processes (default: all cores)")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1... (default: cuda if available)")
+    add_device_option(p)
     p.set_defaults(func=run_embed)
 
 
@@ -34,7 +42,7 @@ def _error_line(source: str, exc: StructureInputError) -> dict:
     return {"source": source, "error": exc.to_dict()}
 
 
-def _structure_lines(args: argparse.Namespace, embedder) -> Iterator[dict]:
+def _structure_lines(args: argparse.Namespace, embedder: Embedder) -> Iterator[dict]:
     from matconcept.encoders.pipeline import featurize_entries
 
     settings = embedder.loaded.info.model
@@ -66,7 +74,7 @@ def _structure_lines(args: argparse.Namespace, embedder) -> Iterator[dict]:
         yield from flush()
 
 
-def _xrd_lines(args: argparse.Namespace, embedder) -> Iterator[dict]:
+def _xrd_lines(args: argparse.Namespace, embedder: Embedder) -> Iterator[dict]:
     from matconcept.encoders.xrd import read_xy, resample_pattern
 
     settings = embedder.loaded.info.model.xrd
@@ -93,11 +101,7 @@ def _xrd_lines(args: argparse.Namespace, embedder) -> Iterator[dict]:
 
 
 def run_embed(args: argparse.Namespace) -> int:
-    from matconcept.encoders.checkpoint import resolve_model
-    from matconcept.encoders.embedder import Embedder, default_device
-
-    device = args.device or default_device()
-    embedder = Embedder(resolve_model(args.model, device), device=device)
+    embedder = open_embedder(args.model, args.device)
     lines = _structure_lines(args, embedder) if args.modality == "structure" else _xrd_lines(args, embedder)
     out: IO[str] = args.output.open("w") if args.output else sys.stdout
     failed = done = 0

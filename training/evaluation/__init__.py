@@ -12,5 +12,5 @@ The paper's evidence, made repeatable for any model the training package produce
 * :mod:`~matconcept.training.evaluation.items`: the labelled structures (corpus test split, AFLOW prototypes, CIFs);
 * :mod:`~matconcept.training.evaluation.evaluate` runs them all;
   :mod:`~matconcept.training.evaluation.report` writes JSON, Markdown and plots;
-  :mod:`~matconcept.service.cli.evaluate` is ``matconcept evaluate``.
+  :mod:`~matconcept.service.cli.train` holds ``matconcept evaluate``.
 """
