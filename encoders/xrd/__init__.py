@@ -10,6 +10,15 @@ The package, by job:
 * :mod:`.measured` — :func:`read_xy` and :func:`resample_pattern`, a measured diffractometer export
   (two columns, any step, any range) turned into the same vector, so it can be used as a query.
 
+Phase identification (which stored material is this measured pattern?) builds on those:
+
+* :mod:`.peaks` — a structure's strongest peaks as (d, intensity), what a store keeps per material;
+* :mod:`.match` — search-match: background removal, width estimate, the score of every candidate
+  with strain and zero shift fitted (vectorised), and the greedy mixture search;
+* :mod:`.fingerprint` — a strain-tolerant vector (ln-d differences) for finding candidates;
+* :mod:`.synthetic` — measured-looking patterns of known structures (strain, shift, broadening,
+  texture, background, counting noise), for tests, benchmarks and demos.
+
 pymatgen's reference pattern and the validation set it is compared on live with the tests
 (``tests/xrd_reference.py``): nothing in the product needs them.
 """

@@ -59,7 +59,7 @@ import json
 import logging
 import math
 from importlib import resources
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 from pymatgen.core.periodic_table import Element
@@ -250,6 +250,17 @@ def _reciprocal_metric(lattice: list[list[float]]) -> tuple[list[list[float]], l
     return metric, lengths
 
 
+class Reflections(NamedTuple):
+    """A crystal's reflections in a 2θ range, one per Friedel pair (its intensity counted twice)."""
+
+    hkl: np.ndarray
+    """(P, 3) int64 Miller indices."""
+    d: np.ndarray
+    """(P,) float64 d-spacings, Å (1 / |g|)."""
+    intensity: np.ndarray
+    """(P,) float64 intensities, pymatgen's unscaled units, Lorentz-polarisation at the simulator's wavelength."""
+
+
 class XRDSimulator:
     r"""Powder XRD pattern of a crystal on the paper's 5000-bin grid, pymatgen physics, vectorised.
 
@@ -301,9 +312,28 @@ class XRDSimulator:
         Raises:
             ValueError: A species has no scattering coefficients (e.g. a dummy species).
         """
-        g2, intensity = self._reflections(*_structure_arrays(structure))
+        g2, intensity, _ = self._reflections(*_structure_arrays(structure))
         two_theta = np.degrees(2.0 * np.arcsin(np.sqrt(g2 * self._sin2_per_g2)))
         return two_theta, intensity
+
+    def reflections(self, structure: Structure) -> Reflections:
+        """The reflections with their Miller indices and d-spacings, one per Friedel pair.
+
+        What phase identification and measured-like test patterns need beyond :meth:`peaks`: d is
+        wavelength-free (a pattern at another wavelength, or strained, follows from it) and hkl
+        gives each reflection's direction (preferred orientation acts per direction).
+
+        Args:
+            structure: The crystal.
+
+        Returns:
+            :class:`Reflections` of the reflections in the 2θ range, unsorted, not merged.
+
+        Raises:
+            ValueError: A species has no scattering coefficients (e.g. a dummy species).
+        """
+        g2, intensity, hkl = self._reflections(*_structure_arrays(structure), with_hkl=True)
+        return Reflections(hkl=hkl.T.astype(np.int64), d=1.0 / np.sqrt(g2), intensity=intensity)
 
     def pattern(self, structure: Structure) -> np.ndarray:
         """The max-normalised pattern the XRD encoder reads.
@@ -317,7 +347,7 @@ class XRDSimulator:
         Raises:
             ValueError: A species has no scattering coefficients (e.g. a dummy species).
         """
-        g2, intensity = self._reflections(*_structure_arrays(structure))
+        g2, intensity, _ = self._reflections(*_structure_arrays(structure))
         n_bins = self.settings.n_bins
         if len(g2) == 0:
             return np.zeros(n_bins, dtype=np.float32)
@@ -334,9 +364,15 @@ class XRDSimulator:
         return np.divide(hist, hist.max(), dtype=np.float32)
 
     def _reflections(
-        self, lattice: list[list[float]], frac: np.ndarray, occ: np.ndarray, rows: tuple[int, ...]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """|g|² (Å⁻²) and intensity of the in-range reflections above the threshold, (P,) each.
+        self,
+        lattice: list[list[float]],
+        frac: np.ndarray,
+        occ: np.ndarray,
+        rows: tuple[int, ...],
+        with_hkl: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """|g|² (Å⁻²), intensity (P,) and, with ``with_hkl``, Miller indices (3, P) of the in-range
+        reflections above the threshold (``None`` otherwise: the pattern does not need them).
 
         Arguments as returned by :func:`_structure_arrays`. Arrays are laid out reflections-last
         ((3, M), (E, M), (N, M)) so that every broadcast runs along a long contiguous axis.
@@ -352,7 +388,7 @@ class XRDSimulator:
         n_refl = len(g2)
         if n_refl == 0 or len(frac) == 0:
             empty = np.empty(0)
-            return empty, empty
+            return empty, empty, (np.empty((3, 0)) if with_hkl else None)
 
         # Atomic form factors f_e(s) with s² = |g|²/4, float32: (E, M).
         neg_b, block_t, z = _form_factor_tables(rows)
@@ -386,7 +422,7 @@ class XRDSimulator:
         intensity = np.einsum("km,km->m", f_parts, f_parts)
         intensity *= lorentz
         strong = intensity > RELATIVE_INTENSITY_TOL * intensity.max()
-        return g2[strong], intensity[strong]
+        return g2[strong], intensity[strong], (hkl[:, strong] if with_hkl else None)
 
 
 _TWO_PI = 2.0 * math.pi
