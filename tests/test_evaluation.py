@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from pymatgen.core import Structure
 
-from matconcept.training.evaluation.items import crystal_system, read_labels_csv, subsample
+from matconcept.encoders.symmetry import crystal_system
+from matconcept.training.evaluation.items import read_labels_csv, subsample
 from matconcept.training.evaluation.metrics import (
     cross_modal_retrieval,
     nearest_other_distance,

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from matconcept.encoders.builtin import crystals_cifs
+from matconcept.encoders.symmetry import crystal_system
 from matconcept.service.cli import main
 from matconcept.service.map.keeper import MapKeeper
 from matconcept.service.map.layout import MIN_POINTS, LayoutError, LayoutParams, compute_layout
@@ -152,6 +153,8 @@ def test_keeper_places_new_materials_and_forgets_deleted_ones(embedded, tmp_path
             assert keeper.position(m) == fitted[m], "a fitted point moved without a new layout"
         row = points.material_id.index(new_ids[0])
         assert points.formula[row] and points.elements[row] and points.source[row] == "aflow"
+        assert points.crystal_system == [crystal_system(n) for n in points.spacegroup_number]
+        assert points.crystal_system[row] is not None
         # A new keeper (a restarted service) reads the placed points back from disk.
         again = MapKeeper(store, LayoutStore(local.maps_dir(embedder.model_id)))
         assert again.position(new_ids[0]) == keeper.position(new_ids[0])

@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 
 from matconcept.encoders.builtin import aflow_prototypes
+from matconcept.encoders.symmetry import crystal_system
 from matconcept.service.map.figures import (
     MAX_CATEGORIES,
     OTHER,
     UNKNOWN,
     categories,
-    crystal_system,
     periodic_table_positions,
     plot_element_maps,
     plot_map,

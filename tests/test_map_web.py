@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import os
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +46,7 @@ TOP_K = 10
 NOT_STORED = "GaAs"
 """A COD CIF of the ``crystals`` package left out of the store (zincblende: unlike the stored ones)."""
 QUERY_RGB = (225, 29, 72)
-"""The query star's fill, ``QUERY_COLOR`` (#e11d48) in ``service/web/map.js``."""
+"""The query star's fill, ``QUERY_COLOR`` (#e11d48) in ``service/web/js/plot.js``."""
 COLOUR_TOLERANCE = 40
 """Per channel, 0-255: anti-aliasing and the marker's outline stay far below this."""
 WAIT_MS = 30_000
@@ -225,6 +226,20 @@ def test_map_shows_every_stored_material_and_colours_and_searches(page, stored, 
         "() => document.getElementById('map').data.some(t => t.marker && t.marker.showscale)", timeout=WAIT_MS
     )
     page.wait_for_selector("#map .colorbar", timeout=WAIT_MS)
+    # Field metadata comes from the API: the colour bar's ticks, and a crystal-system colouring of the stored field.
+    meta = requests.get(f"{service.http_url}/v1/map/meta").json()
+    ticks = page.evaluate(
+        "() => document.getElementById('map').data.find(t => t.marker && t.marker.showscale).marker.colorbar.ticktext"
+    )
+    assert ticks == [t["label"] for t in next(f for f in meta["fields"] if f["key"] == "spacegroup")["ticks"]]
+    page.select_option("#color-by", "crystal_system")
+    systems = Counter(points["crystal_system"])
+    assert None not in systems and set(systems) <= set(meta["crystal_systems"])
+    page.wait_for_function(
+        "names => names.every(n => document.getElementById('map').data.some(t => t.name === n))",
+        arg=[f"{system} ({n})" for system, n in systems.items()],
+        timeout=WAIT_MS,
+    )
 
     formula = points["formula"][0]
     expected = points["formula"].count(formula)

@@ -91,6 +91,7 @@ def test_search_query_round_trips_through_protobuf(query):
 def test_payload_hit_and_upsert_round_trip():
     hit = Hit(material_id="cod:1000000", distance=0.25, payload=_payload())
     assert convert.hit_from_pb(convert.hit_to_pb(hit)) == hit
+    assert hit.payload.crystal_system == convert.hit_to_pb(hit).payload.crystal_system == "cubic"  # Pm-3m (221)
     sparse = _payload().model_copy(update={"spacegroup_number": None, "spacegroup_symbol": None, "year": None})
     assert convert.payload_from_pb(convert.payload_to_pb(sparse)) == sparse
     upsert = UpsertQuery(
@@ -142,3 +143,58 @@ def test_builder_makes_the_three_deployments(tmp_path):
     assert isinstance(app, Application)
     with pytest.raises(ValidationError, match="max_batch_sise"):
         build({"max_batch_sise": 8})
+
+
+def test_map_page_modules_and_meta_are_served_without_a_store():
+    """The page's ES modules come from sub-folders as JavaScript; its configuration names real routes."""
+    import asyncio
+    import re
+
+    import httpx
+
+    from matconcept.encoders.symmetry import CRYSTAL_SYSTEMS
+    from matconcept.service.app.core import ServiceAPI
+    from matconcept.service.app.http_routes import make_http_app
+    from matconcept.service.web import WEB_DIR
+
+    service = ServiceAPI(None, None, ServiceSettings(), AccessSettings(), "mc-test", 8)
+    app = make_http_app(service)
+
+    class _Client:  # the ASGI app in-process, without a server (no store is needed for these routes)
+        def get(self, path: str) -> httpx.Response:
+            async def fetch() -> httpx.Response:
+                transport = httpx.ASGITransport(app=app)
+                async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+                    return await c.get(path)
+
+            return asyncio.run(fetch())
+
+    client = _Client()
+    page = client.get("/map").text
+    entry = re.search(r'<script type="module" src="/map/static/([^"]+)"', page).group(1)
+    modules = sorted(p.relative_to(WEB_DIR).as_posix() for p in (WEB_DIR / "js").glob("*.js"))
+    assert entry in modules
+    for name in modules:
+        r = client.get(f"/map/static/{name}")
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/javascript"), name
+        for imported in re.findall(r'from "\./([\w.]+)"', r.text):
+            assert f"js/{imported}" in modules, (name, imported)
+    for bad in ("js/../__init__.py", "js/.hidden.js", "..%2F__init__.py", "js//main.js", "js%5Cmain.js", "nope.js"):
+        assert client.get(f"/map/static/{bad}").status_code == 404, bad
+
+    meta = client.get("/v1/map/meta").json()
+    assert re.search(r'<meta name="matconcept-meta" content="/v1/map/meta">', page)
+    routes = {(route.path, method) for route in app.routes for method in getattr(route, "methods", ())}
+    api = meta["api"]
+    for name, method in (("map", "GET"), ("points", "GET"), ("place", "POST"), ("search", "POST"), ("layout", "POST")):
+        assert (api[name], method) in routes, name
+    assert (api["material"] + "{material_id}", "GET") in routes
+    fields = {f["key"]: f for f in meta["fields"]}
+    assert meta["default_field"] == "source" and {"element", "spacegroup", "source", "n_elements"} <= set(fields)
+    assert fields["crystal_system"]["order"] == meta["crystal_systems"] == list(CRYSTAL_SYSTEMS)
+    spacegroup = fields["spacegroup"]
+    assert spacegroup["column"] == "spacegroup_number" and spacegroup["range"] == [1, 230]
+    assert [(t["value"], t["label"]) for t in spacegroup["ticks"]] == [
+        (1, "1 tricl./mono."), (16, "16 orth."), (75, "75 tetr."), (143, "143 trig."), (168, "168 hex."),
+        (195, "195 cubic"), (230, "230"),
+    ]  # fmt: skip

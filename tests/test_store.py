@@ -149,6 +149,37 @@ def test_delete(store, points):
     assert store.delete(ids) == 0
 
 
+class _PayloadOfAnOlderVersion(MaterialPayload):
+    """A payload as ingest wrote it before ``crystal_system`` was stored."""
+
+    def model_dump(self, **kwargs):
+        return {k: v for k, v in super().model_dump(**kwargs).items() if k != "crystal_system"}
+
+
+def test_crystal_system_is_stored_at_ingest_and_derived_for_older_payloads(tmp_path, points):
+    from matconcept.encoders.symmetry import crystal_system
+    from matconcept.service.store.records import stored_crystal_system
+
+    assert {p.payload.crystal_system for p in points} >= {"cubic", "hexagonal"}
+    for p in points:
+        assert p.payload.crystal_system == crystal_system(p.payload.spacegroup_number)
+    old = [
+        PointIn(payload=_PayloadOfAnOlderVersion(**p.payload.model_dump()), crystal=p.crystal, xrd=p.xrd)
+        for p in points
+    ]
+    with EdgeStore(tmp_path / "old", MODEL) as s:
+        s.upsert(old)
+        raw = [payload for payloads, _ in s.scroll(["spacegroup_number", "crystal_system"]) for payload in payloads]
+        assert raw and all("crystal_system" not in payload for payload in raw)  # really written without it
+        expected = {p.payload.material_id: p.payload.crystal_system for p in points}
+        assert {r["material_id"]: stored_crystal_system(r) for r in raw} == expected
+        records = s.get(list(expected))
+        assert {r.material_id: r.payload.crystal_system for r in records} == expected
+    assert stored_crystal_system({"spacegroup_number": None}) is None
+    assert stored_crystal_system({"spacegroup_number": 999}) is None  # lenient on read: never a failed load
+    assert stored_crystal_system({"spacegroup_number": 1, "crystal_system": "triclinic"}) == "triclinic"
+
+
 def test_reopen_keeps_points_and_indexes(tmp_path, points):
     directory = tmp_path / "c"
     with EdgeStore(directory, MODEL) as s:

@@ -118,7 +118,17 @@ def filters_to_pb(f: SearchFilters | None) -> pb.Filters:
     return m
 
 
-_OPTIONAL_PAYLOAD = ("spacegroup_number", "spacegroup_symbol", "cod_id", "doi", "journal", "year", "title", "mineral")
+_OPTIONAL_PAYLOAD = (
+    "spacegroup_number",
+    "spacegroup_symbol",
+    "crystal_system",
+    "cod_id",
+    "doi",
+    "journal",
+    "year",
+    "title",
+    "mineral",
+)
 _PLAIN_PAYLOAD = (
     "material_id",
     "source",

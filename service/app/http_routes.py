@@ -12,6 +12,7 @@ Routes (OpenAPI page at ``/docs``, schema at ``/openapi.json``)::
 
     GET    /map                     the materials map (web page; assets under /map/static/)
     GET    /v1/map                  the current layout and the layout job's progress
+    GET    /v1/map/meta             what the page needs: these paths, the colour fields and their ticks
     GET    /v1/map/points           every stored material with its map position (columns)
     POST   /v1/map/place            multipart file=<CIF or XRD pattern> [top_k, kind], or JSON MapQuery
     POST   /v1/map/layout           JSON LayoutParams (optional): recompute the layout (needs the API key)
@@ -54,8 +55,9 @@ from matconcept.service.app.schemas import (
 )
 from matconcept.service.map.keeper import MapPoints, MapStatus
 from matconcept.service.map.layout import LayoutParams
+from matconcept.service.map.meta import MapApi, MapMeta, map_meta
 from matconcept.service.store.records import MaterialRecord, SearchFilters
-from matconcept.service.web import asset_path
+from matconcept.service.web import asset_media_type, asset_path
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +65,15 @@ MULTIPART = "multipart/form-data"
 PATTERN_SUFFIXES = (".xy", ".xye", ".csv", ".txt", ".dat")
 """Upload names read as a measured powder pattern (two columns: 2θ, intensity) unless ``kind`` says otherwise."""
 TOO_LARGE = "too_large"
+MAP_API = MapApi(
+    map="/v1/map",
+    points="/v1/map/points",
+    place="/v1/map/place",
+    search="/v1/search",
+    material="/v1/materials/",
+    layout="/v1/map/layout",
+)
+"""The routes the map page calls, served to it by ``GET /v1/map/meta`` (the routes below use them)."""
 
 
 def validation_message(exc: ValidationError | RequestValidationError) -> str:
@@ -175,7 +186,7 @@ def make_http_app(service: ServiceAPI) -> FastAPI:
                 raise ServiceError(ErrorCode.INVALID_ARGUMENT, f"filters: {exc}", "invalid_request") from exc
         return SearchQuery.model_validate(fields)
 
-    @app.post("/v1/search", response_model=SearchResult, summary="Nearest stored materials to a query")
+    @app.post(MAP_API.search, response_model=SearchResult, summary="Nearest stored materials to a query")
     async def search(request: Request) -> SearchResult:
         return await api().search(await _read(request, SearchQuery))
 
@@ -183,7 +194,7 @@ def make_http_app(service: ServiceAPI) -> FastAPI:
     async def embed(request: Request) -> EmbedResult:
         return await api().embed(await _read(request, EmbedQuery))
 
-    @app.get("/v1/materials/{material_id}", response_model=MaterialRecord, summary="A stored material")
+    @app.get(MAP_API.material + "{material_id}", response_model=MaterialRecord, summary="A stored material")
     async def get_material(material_id: str, request: Request, vectors: bool = False) -> MaterialRecord:
         api().authorize(request.headers.get("authorization"), write=False)
         result = await api().get(GetQuery(material_ids=[material_id], with_vectors=vectors))
@@ -211,24 +222,30 @@ def make_http_app(service: ServiceAPI) -> FastAPI:
     async def map_page() -> FileResponse:
         return FileResponse(asset_path("map.html"), media_type="text/html")
 
-    @app.get("/map/static/{name}", include_in_schema=False)
+    @app.get("/map/static/{name:path}", include_in_schema=False)
     async def map_asset(name: str) -> FileResponse:
         path = asset_path(name)
         if path is None:
             raise ServiceError(ErrorCode.NOT_FOUND, f"no asset {name!r}")
-        return FileResponse(path, headers={"cache-control": "public, max-age=3600"})
+        # Explicit types: browsers run <script type="module"> only when served as JavaScript.
+        return FileResponse(path, media_type=asset_media_type(path), headers={"cache-control": "public, max-age=3600"})
 
-    @app.get("/v1/map", response_model=MapStatus, summary="The current map layout and the layout job")
+    @app.get("/v1/map/meta", response_model=MapMeta, summary="The map page's API paths and colour fields")
+    async def map_meta_route(request: Request) -> MapMeta:
+        api().authorize(request.headers.get("authorization"), write=False)
+        return map_meta(MAP_API)
+
+    @app.get(MAP_API.map, response_model=MapStatus, summary="The current map layout and the layout job")
     async def map_status(request: Request) -> MapStatus:
         api().authorize(request.headers.get("authorization"), write=False)
         return await api().map_status()
 
-    @app.get("/v1/map/points", response_model=MapPoints, summary="Every stored material's map position")
+    @app.get(MAP_API.points, response_model=MapPoints, summary="Every stored material's map position")
     async def map_points(request: Request) -> MapPoints:
         api().authorize(request.headers.get("authorization"), write=False)
         return await api().map_points()
 
-    @app.post("/v1/map/place", response_model=MapPlaceResult, summary="Place a CIF or XRD pattern on the map")
+    @app.post(MAP_API.place, response_model=MapPlaceResult, summary="Place a CIF or XRD pattern on the map")
     async def map_place(request: Request) -> MapPlaceResult:
         service = api()
         service.authorize(request.headers.get("authorization"), write=False)
@@ -239,7 +256,7 @@ def make_http_app(service: ServiceAPI) -> FastAPI:
             label = query.structure.name if query.structure is not None else "pattern"
         return await service.map_place(query, label)
 
-    @app.post("/v1/map/layout", response_model=MapStatus, summary="Recompute the map layout (API key)")
+    @app.post(MAP_API.layout, response_model=MapStatus, summary="Recompute the map layout (API key)")
     async def map_layout(request: Request) -> MapStatus:
         service = api()
         service.authorize(request.headers.get("authorization"), write=True)

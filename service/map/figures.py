@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from matconcept.encoders.symmetry import CRYSTAL_SYSTEMS
+
 logger = logging.getLogger(__name__)
 
 COLOR_FIELDS = ("spacegroup_number", "crystal_system", "source", "n_elements", "element")
@@ -36,18 +38,6 @@ COLOR_FIELDS = ("spacegroup_number", "crystal_system", "source", "n_elements", "
 NUMERIC_FIELDS = frozenset({"spacegroup_number"})
 """Fields drawn with a continuous colour map and a colour bar; the others get a legend."""
 FORMATS = (".png", ".svg")
-
-CRYSTAL_SYSTEMS = (
-    (2, "triclinic"),
-    (15, "monoclinic"),
-    (74, "orthorhombic"),
-    (142, "tetragonal"),
-    (167, "trigonal"),
-    (194, "hexagonal"),
-    (230, "cubic"),
-)
-"""(last space-group number, crystal system): the International Tables' ranges, in order of symmetry."""
-CRYSTAL_SYSTEM_ORDER = tuple(name for _, name in CRYSTAL_SYSTEMS)
 
 MAX_CATEGORIES = 12
 """More distinct values than this and a legend stops being readable: the largest ``MAX_CATEGORIES - 1``
@@ -114,23 +104,6 @@ ELEMENT_ALPHA = (0.55, 1.0)
 """Opacity of the element colour over the grey: one material in a bin .. the element's densest bin."""
 EMPTY_RGB = (1.0, 1.0, 1.0)
 FRAME_RGB = (0.85, 0.85, 0.85)
-
-
-def crystal_system(spacegroup_number: int | None) -> str | None:
-    """The crystal system of a space group (1-230), or None where the number is unknown.
-
-    Raises:
-        ValueError: a number outside 1..230.
-    """
-    if spacegroup_number is None:
-        return None
-    number = int(spacegroup_number)
-    if not 1 <= number <= CRYSTAL_SYSTEMS[-1][0]:
-        raise ValueError(f"space-group number {spacegroup_number!r} is outside 1..230")
-    for last, name in CRYSTAL_SYSTEMS:
-        if number <= last:
-            return name
-    raise AssertionError("unreachable: the ranges cover 1..230")
 
 
 @cache
@@ -201,8 +174,8 @@ def _category_key(value: Any) -> Any:
 
 
 def _category_order(key: Any, counts: Counter, field: str) -> tuple:
-    if key in CRYSTAL_SYSTEM_ORDER:
-        return (0, CRYSTAL_SYSTEM_ORDER.index(key), "")
+    if key in CRYSTAL_SYSTEMS:
+        return (0, CRYSTAL_SYSTEMS.index(key), "")
     if isinstance(key, Real):
         return (1, float(key), "")
     return (2, -counts[key], str(key))

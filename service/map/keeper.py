@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field
 from matconcept.service.map.layout import Layout, LayoutError, LayoutParams, Progress, compute_layout
 from matconcept.service.map.storage import LayoutStore
 from matconcept.service.store.base import VectorStore
+from matconcept.service.store.records import stored_crystal_system
 
 logger = logging.getLogger(__name__)
 
@@ -34,10 +35,11 @@ POINT_FIELDS: tuple[str, ...] = (
     "elements",
     "spacegroup_number",
     "spacegroup_symbol",
+    "crystal_system",
     "source",
     "n_elements",
 )
-"""Payload fields sent with every map point: what the page colours, searches and labels by."""
+"""Payload fields sent with every map point: what the page and the figures colour, search and label by."""
 DECIMALS = 4
 """Decimals of served positions (a layout spans ~100 units: 1e-4 is far below a pixel; smaller JSON)."""
 PLACE_BATCH = 1000
@@ -82,6 +84,7 @@ class MapPoints(BaseModel):
     elements: list[list[str]]
     spacegroup_number: list[int | None]
     spacegroup_symbol: list[str | None]
+    crystal_system: list[str | None]
     source: list[str]
     n_elements: list[int]
 
@@ -262,6 +265,7 @@ class MapKeeper:
                     columns["material_id"].append(p["material_id"])
                     columns["x"].append(xy[0])
                     columns["y"].append(xy[1])
+                    p["crystal_system"] = stored_crystal_system(p)  # stores written before it was a field
                     for name in POINT_FIELDS:
                         columns[name].append(p.get(name))
             self._points = MapPoints(layout_id=layout.info.layout_id, **columns)

@@ -13,6 +13,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from matconcept.encoders.symmetry import crystal_system
 from matconcept.service.store.records import MaterialPayload
 
 if TYPE_CHECKING:
@@ -99,6 +100,7 @@ def payload_from_parsed(
         n_sites=len(structure),
         spacegroup_number=parsed.spacegroup_number,
         spacegroup_symbol=parsed.spacegroup_symbol,
+        crystal_system=crystal_system(parsed.spacegroup_number),
         density=round(float(structure.density), DENSITY_DECIMALS),
         volume=round(float(structure.volume), VOLUME_DECIMALS),
         disordered=parsed.disordered,

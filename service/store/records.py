@@ -8,12 +8,15 @@ response models are lenient, so payloads written by an older version still load.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from matconcept.encoders.symmetry import crystal_system
 
 VECTOR_NAMES: tuple[str, ...] = ("crystal", "xrd")
 """Named vectors per point: the structure encoder's and the XRD encoder's (on the simulated pattern)."""
@@ -78,6 +81,9 @@ class MaterialPayload(BaseModel):
     n_sites: int = Field(description="sites in the primitive cell")
     spacegroup_number: int | None = None
     spacegroup_symbol: str | None = None
+    crystal_system: str | None = Field(
+        default=None, description="triclinic ... cubic, of the space group; None where that is unknown"
+    )
     density: float = Field(description="g/cm³")
     volume: float = Field(description="Å³, primitive cell")
     disordered: bool = False
@@ -90,6 +96,29 @@ class MaterialPayload(BaseModel):
     tags: dict[str, str] = Field(default_factory=dict, description="aflow label, strukturbericht, mineral...")
     content_hash: str = Field(description="sha256 of the structure input as read")
     ingested_at: str = Field(description="ISO 8601 UTC")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _crystal_system(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and data.get("crystal_system") is None:
+            return {**data, "crystal_system": stored_crystal_system(data)}
+        return data
+
+
+def stored_crystal_system(payload: Mapping[str, Any]) -> str | None:
+    """A payload's crystal system: the stored one, or, in a payload written before ingest stored it,
+    the one of its space group (None where the space group is unknown or not a valid number).
+
+    Ingest computes it once (:func:`matconcept.service.store.payload.payload_from_parsed`); this is how
+    readers of older stores (the payload model, the map's point columns) get the same value.
+    """
+    stored = payload.get("crystal_system")
+    if stored is not None:
+        return stored
+    try:
+        return crystal_system(payload.get("spacegroup_number"))
+    except ValueError:
+        return None
 
 
 def _element_list(values: Any, field: str) -> list[str]:

@@ -10,7 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 
 WEB_DIR = Path(__file__).resolve().parent
-ASSET_SUFFIXES = (".html", ".js", ".css", ".svg", ".png")
+ASSET_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+}
+"""What may be served from this folder, and as what (ES modules need a JavaScript type)."""
+ASSET_SUFFIXES = tuple(ASSET_TYPES)
 PLOTLY_BUNDLE = "plotly.min.js"
 
 
@@ -22,11 +30,23 @@ def plotly_bundle() -> Path:
 
 
 def asset_path(name: str) -> Path | None:
-    """The file behind ``/map/static/<name>``, or None (no sub-folders, only page assets)."""
+    """The file behind ``/map/static/<name>`` (sub-folders allowed, e.g. ``js/main.js``), or None.
+
+    None for anything that is not a page asset inside this folder: other suffixes, empty, hidden or
+    ``..`` path parts, backslashes, and links that lead outside.
+    """
     if name == PLOTLY_BUNDLE:
         path = plotly_bundle()
         return path if path.is_file() else None
-    if "/" in name or "\\" in name or name.startswith(".") or not name.endswith(ASSET_SUFFIXES):
+    parts = name.split("/")
+    if "\\" in name or any(not part or part.startswith(".") for part in parts) or not name.endswith(ASSET_SUFFIXES):
         return None
-    path = WEB_DIR / name
-    return path if path.is_file() else None
+    path = WEB_DIR.joinpath(*parts)
+    if not path.is_file() or not path.resolve().is_relative_to(WEB_DIR):
+        return None
+    return path
+
+
+def asset_media_type(path: Path) -> str:
+    """The Content-Type of a page asset (``text/javascript`` for the ES modules)."""
+    return ASSET_TYPES.get(path.suffix.lower(), "application/octet-stream")

@@ -28,25 +28,15 @@ from pymatgen.core import Structure
 
 from matconcept.encoders.errors import StructureInputError
 from matconcept.encoders.structure_io import ParseLimits, from_structure, read_entry
+from matconcept.encoders.symmetry import crystal_system
 
 logger = logging.getLogger(__name__)
-
-CRYSTAL_SYSTEMS = ("triclinic", "monoclinic", "orthorhombic", "tetragonal", "trigonal", "hexagonal", "cubic")
-_SYSTEM_BOUNDS = (2, 15, 74, 142, 167, 194, 230)
-"""Last space-group number of each crystal system (International Tables)."""
 
 MISSING_LABELS = frozenset({"none", "null", "nan", "n/a", "-"})
 """Label values that mean "no label" (pymatgen's AFLOW tags write a missing Strukturbericht as "None")."""
 
 LABEL_ID_COLUMNS = ("id", "name", "file", "cod_id")
 """Header names accepted for the item column of a ``--labels`` CSV (the other column is the label)."""
-
-
-def crystal_system(spacegroup_number: int) -> str:
-    """Crystal system of a space group (1–230)."""
-    if not 1 <= spacegroup_number <= 230:
-        raise ValueError(f"space group number {spacegroup_number} is outside 1..230")
-    return next(name for name, last in zip(CRYSTAL_SYSTEMS, _SYSTEM_BOUNDS, strict=True) if spacegroup_number <= last)
 
 
 class EvalItem(BaseModel):

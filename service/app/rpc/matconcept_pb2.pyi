@@ -128,7 +128,7 @@ class SearchRequest(_message.Message):
     def __init__(self, structure: _Optional[_Union[StructureInput, _Mapping]] = ..., pattern: _Optional[_Union[XrdPattern, _Mapping]] = ..., material_id: _Optional[str] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ..., top_k: _Optional[int] = ..., filters: _Optional[_Union[Filters, _Mapping]] = ..., using: _Optional[_Union[VectorSpace, str]] = ..., exact: _Optional[bool] = ...) -> None: ...
 
 class Material(_message.Message):
-    __slots__ = ("material_id", "source", "source_id", "formula", "elements", "n_elements", "n_sites", "spacegroup_number", "spacegroup_symbol", "density", "volume", "disordered", "cod_id", "doi", "journal", "year", "title", "mineral", "tags", "content_hash", "ingested_at")
+    __slots__ = ("material_id", "source", "source_id", "formula", "elements", "n_elements", "n_sites", "spacegroup_number", "spacegroup_symbol", "density", "volume", "disordered", "cod_id", "doi", "journal", "year", "title", "mineral", "tags", "content_hash", "ingested_at", "crystal_system")
     class TagsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -157,6 +157,7 @@ class Material(_message.Message):
     TAGS_FIELD_NUMBER: _ClassVar[int]
     CONTENT_HASH_FIELD_NUMBER: _ClassVar[int]
     INGESTED_AT_FIELD_NUMBER: _ClassVar[int]
+    CRYSTAL_SYSTEM_FIELD_NUMBER: _ClassVar[int]
     material_id: str
     source: str
     source_id: str
@@ -178,7 +179,8 @@ class Material(_message.Message):
     tags: _containers.ScalarMap[str, str]
     content_hash: str
     ingested_at: str
-    def __init__(self, material_id: _Optional[str] = ..., source: _Optional[str] = ..., source_id: _Optional[str] = ..., formula: _Optional[str] = ..., elements: _Optional[_Iterable[str]] = ..., n_elements: _Optional[int] = ..., n_sites: _Optional[int] = ..., spacegroup_number: _Optional[int] = ..., spacegroup_symbol: _Optional[str] = ..., density: _Optional[float] = ..., volume: _Optional[float] = ..., disordered: _Optional[bool] = ..., cod_id: _Optional[str] = ..., doi: _Optional[str] = ..., journal: _Optional[str] = ..., year: _Optional[int] = ..., title: _Optional[str] = ..., mineral: _Optional[str] = ..., tags: _Optional[_Mapping[str, str]] = ..., content_hash: _Optional[str] = ..., ingested_at: _Optional[str] = ...) -> None: ...
+    crystal_system: str
+    def __init__(self, material_id: _Optional[str] = ..., source: _Optional[str] = ..., source_id: _Optional[str] = ..., formula: _Optional[str] = ..., elements: _Optional[_Iterable[str]] = ..., n_elements: _Optional[int] = ..., n_sites: _Optional[int] = ..., spacegroup_number: _Optional[int] = ..., spacegroup_symbol: _Optional[str] = ..., density: _Optional[float] = ..., volume: _Optional[float] = ..., disordered: _Optional[bool] = ..., cod_id: _Optional[str] = ..., doi: _Optional[str] = ..., journal: _Optional[str] = ..., year: _Optional[int] = ..., title: _Optional[str] = ..., mineral: _Optional[str] = ..., tags: _Optional[_Mapping[str, str]] = ..., content_hash: _Optional[str] = ..., ingested_at: _Optional[str] = ..., crystal_system: _Optional[str] = ...) -> None: ...
 
 class Hit(_message.Message):
     __slots__ = ("material_id", "formula", "spacegroup_number", "spacegroup_symbol", "distance", "payload")
