@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tarfile
 import zipfile
 from collections.abc import Iterable, Iterator
@@ -21,6 +22,9 @@ logger = logging.getLogger(__name__)
 STRUCTURE_SUFFIXES = (".cif", ".mcif", ".json", ".vasp")
 STRUCTURE_NAMES = ("poscar", "contcar")
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip")
+COD_CODE_SCAN_BYTES = 1 << 20
+"""The COD id tag sits near the top of a CIF; scanning 1 MB bounds the cost on huge files."""
+_COD_CODE_RE = re.compile(rb"^\s*_cod_database_code\s+['\"]?([A-Za-z0-9_.-]+)", re.MULTILINE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +42,21 @@ class RawEntry:
     stem: str
     data: bytes | None
     size: int
+
+
+def entry_source_id(entry: RawEntry, source: str) -> str:
+    """The id a file gets within ``source``: the file name without suffix, except for ``cod``.
+
+    For ``source="cod"`` the ``_cod_database_code`` of the CIF is the id when present (a COD mirror
+    names files ``cif/1/00/00/1000000.cif`` anyway); other collections are identified by file name,
+    because edited or derived CIFs often keep the code of the COD entry they started from. Read from
+    the raw bytes (before parsing) so a re-run can skip unchanged entries without parsing them.
+    """
+    if source == "cod" and entry.data:
+        match = _COD_CODE_RE.search(entry.data[:COD_CODE_SCAN_BYTES])
+        if match:
+            return match.group(1).decode("ascii")
+    return entry.stem
 
 
 def _stem(name: str) -> str:

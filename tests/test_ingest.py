@@ -148,6 +148,22 @@ def test_ingest_builtin(tmp_path, collection, embedder):
     assert nacl[0].payload.tags["aflow"] == "AB_cF8_225_a_b"
 
 
+def test_builtin_structures_have_one_id_everywhere():
+    """Ingest stores, the corpus seeds from and evaluation labels a shipped structure under one id."""
+    from matconcept.encoders.structure_io import ParseLimits
+    from matconcept.training.corpus import builtin_seeds
+    from matconcept.training.evaluation.items import builtin_items as evaluation_items
+
+    stored = [label.material_id for _, label in builtin_items()]
+    aflow = [m for m in stored if m.startswith("aflow:")]
+    # pymatgen ships some AFLOW labels more than once (A_oC8_64_f: α-Ga, black P, I2): repeats are numbered.
+    assert len(aflow) == len(set(aflow)) == 288 and {"aflow:A_oC8_64_f-2", "aflow:A_oC8_64_f-3"} <= set(aflow)
+    assert {"cod", "pymatgen"} <= {m.split(":")[0] for m in stored}
+    seeds = [r.id for r in builtin_seeds(ParseLimits(max_sites=64)) if r.source != "ncrystal"]
+    assert len(seeds) > 300 and set(seeds) <= set(stored)
+    assert [item.id for item in evaluation_items("all")] == aflow
+
+
 def _cli(*args: str, **kwargs) -> list[str]:
     return [sys.executable, "-m", "matconcept.service.cli", *args]
 

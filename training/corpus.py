@@ -22,8 +22,8 @@ import logging
 import math
 import random
 import warnings
-from collections.abc import Iterable, Iterator
-from functools import cache
+from collections.abc import Callable, Iterable, Iterator
+from functools import cache, partial
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -136,9 +136,10 @@ def _seed_record(parsed: ParsedStructure, source: str, source_id: str) -> Corpus
     )
 
 
-def _checked(structure: Structure, name: str, limits: ParseLimits) -> ParsedStructure | None:
+def _checked(name: str, parse: Callable[[], ParsedStructure]) -> ParsedStructure | None:
+    """``parse()``, or None (logged) when the seed fails a check or is disordered."""
     try:
-        parsed = from_structure(structure, name, limits)
+        parsed = parse()
     except StructureInputError as exc:
         logger.info("seed %s skipped: %s", name, exc.message)
         return None
@@ -204,18 +205,19 @@ _ELEMENT_SYMBOLS = frozenset(e.symbol for e in Element)
 
 
 def builtin_seeds(limits: ParseLimits) -> Iterator[CorpusRecord]:
-    """Every ordered seed structure that ships in a dependency (plus NCrystal data if installed)."""
-    from matconcept.encoders.builtin import aflow_prototypes, cod_cif_files, pymatgen_samples
+    """Every ordered seed structure that ships in a dependency (plus NCrystal data if installed).
 
-    for proto in aflow_prototypes():
-        parsed = _checked(proto.structure, f"aflow:{proto.source_id}", limits)
-        if parsed is not None:
-            yield _seed_record(parsed, "aflow", proto.source_id)
-    yield from cif_seeds(cod_cif_files(), limits, source="cod")
-    for sample in pymatgen_samples():
-        parsed = _checked(sample.structure, f"pymatgen:{sample.source_id}", limits)
-        if parsed is not None:
-            yield _seed_record(parsed, "pymatgen", sample.source_id)
+    Ids are the built-in ones (:func:`matconcept.encoders.builtin.builtin_structures`), the same
+    ``matconcept ingest --builtin`` stores.
+    """
+    from matconcept.encoders.builtin import builtin_structures
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # CifParser warns about every rounded occupancy
+        for item in builtin_structures():
+            parsed = _checked(item.material_id, partial(item.parse, limits))
+            if parsed is not None:
+                yield _seed_record(parsed, item.source, item.source_id)
     for directory in ncrystal_dirs():
         for path in sorted(directory.glob("*.ncmat")):
             try:
@@ -223,7 +225,8 @@ def builtin_seeds(limits: ParseLimits) -> Iterator[CorpusRecord]:
             except (ValueError, KeyError) as exc:
                 logger.info("ncmat %s skipped: %s", path.name, exc)
                 continue
-            parsed = _checked(structure, f"ncrystal:{path.stem}", limits)
+            name = f"ncrystal:{path.stem}"
+            parsed = _checked(name, partial(from_structure, structure, name, limits))
             if parsed is not None:
                 yield _seed_record(parsed, "ncrystal", path.stem)
 
@@ -420,7 +423,7 @@ def records_from_mp_docs(docs: Iterable[dict[str, Any]], limits: ParseLimits) ->
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
             logger.warning("MP document %s skipped: unreadable structure (%s)", mid, exc)
             continue
-        parsed = _checked(structure, f"mp:{mid}", limits)
+        parsed = _checked(f"mp:{mid}", partial(from_structure, structure, f"mp:{mid}", limits))
         if parsed is not None:
             yield _seed_record(parsed, "mp", mid)
 

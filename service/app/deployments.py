@@ -21,12 +21,15 @@ import asyncio
 import logging
 import math
 import threading
-from typing import Any
+from dataclasses import dataclass
+from pathlib import PurePath
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from ray import serve
 from ray.serve.grpc_util import RayServegRPCContext
 
+from matconcept.encoders.sources import RawEntry
 from matconcept.service.app import convert
 from matconcept.service.app.core import ServiceAPI
 from matconcept.service.app.http_routes import make_http_app, validation_message
@@ -41,6 +44,9 @@ from matconcept.service.app.schemas import (
     UpsertItem,
 )
 from matconcept.service.app.settings import AccessSettings, ServiceSettings
+
+if TYPE_CHECKING:
+    from matconcept.encoders.pipeline import Featurized
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +70,13 @@ def _grpc_status(code: ErrorCode):
     }[code]
 
 
+def _error(result: Featurized) -> dict[str, str]:
+    """A failed featurization as the error dict the API turns into a status (reason, message)."""
+    if result.error is not None:
+        return result.error.to_dict()
+    return {"reason": "featurize_failed", "message": f"{result.entry_name}: featurization failed"}
+
+
 def _summary(parsed) -> StructureSummary:
     return StructureSummary(
         formula=parsed.formula,
@@ -74,15 +87,37 @@ def _summary(parsed) -> StructureSummary:
     )
 
 
-_ATOMS_PER_SLOT = [125.0]
-"""Primitive-cell sites that count as one request slot in a graph batch: max_batch_atoms / max_batch_size,
-set by each embedder replica from its settings (one process per replica)."""
+@dataclass(frozen=True)
+class GraphSlots:
+    """``batch_size_fn`` of the graph batch: its count, with large cells counting as several requests.
+
+    A batch holds ``max_batch_size`` slots; a slot is ``atoms_per_slot`` primitive-cell sites, so a
+    batch also stays under ``max_batch_atoms`` (the graph convolution's cost grows with atoms).
+    """
+
+    atoms_per_slot: float
+
+    @classmethod
+    def from_settings(cls, settings: ServiceSettings) -> GraphSlots:
+        return cls(max(1.0, settings.max_batch_atoms / settings.max_batch_size))
+
+    def __call__(self, graphs: list) -> int:
+        atoms = sum(int(g.num_nodes) for g in graphs)
+        return max(len(graphs), math.ceil(atoms / self.atoms_per_slot))
 
 
-def _graph_slots(graphs: list) -> int:
-    """``batch_size_fn`` of the graph batch: its count, with large cells counting as several requests."""
-    atoms = sum(int(g.num_nodes) for g in graphs)
-    return max(len(graphs), math.ceil(atoms / _ATOMS_PER_SLOT[0]))
+def structure_entry(s: StructureIn, field: str, stem: str) -> RawEntry:
+    """A request's structure as the raw entry ``matconcept ingest`` would read from the same file.
+
+    The entry is named ``<field>/<file name>`` so errors name both, and so the format is chosen as
+    for a file: the ``format`` given (as the file's suffix), else the file name's suffix, else the
+    content. ``stem`` stands in for a name without one (it becomes the id of a non-COD upsert).
+    """
+    data = s.content if isinstance(s.content, bytes) else s.content.encode("utf-8", "replace")
+    name = s.name
+    if s.format and not name.lower().endswith(FORMAT_SUFFIX[s.format]):
+        name += FORMAT_SUFFIX[s.format]
+    return RawEntry(f"{field}/{name}", PurePath(s.name).stem or stem, data, len(data))
 
 
 @serve.deployment(max_ongoing_requests=EMBEDDER_MAX_ONGOING)
@@ -103,44 +138,42 @@ class EmbedderDeployment:
         self.limits = settings.parse_limits()
         self.embedder = Embedder(resolve_model(settings.model_path, device), device=device)
         self.xrd_settings = self.embedder.loaded.info.model.xrd
-        _ATOMS_PER_SLOT[0] = max(1.0, settings.max_batch_atoms / settings.max_batch_size)
-        self._forward_graphs.set_max_batch_size(settings.max_batch_size)
-        self._forward_graphs.set_batch_wait_timeout_s(settings.batch_wait_timeout_s)
-        self._forward_patterns.set_max_batch_size(settings.max_batch_size)
-        self._forward_patterns.set_batch_wait_timeout_s(settings.batch_wait_timeout_s)
+        # The batchers are made here, per replica, so their settings come from this replica's settings.
+        batching = {"max_batch_size": settings.max_batch_size, "batch_wait_timeout_s": settings.batch_wait_timeout_s}
+        self._forward_graphs = serve.batch(**batching, batch_size_fn=GraphSlots.from_settings(settings))(
+            self._embed_graphs
+        )
+        self._forward_patterns = serve.batch(**batching)(self._embed_patterns)
         logger.info("embedder ready: model %s on %s", self.embedder.model_id, device)
 
     def model_id(self) -> str:
         return self.embedder.model_id
 
-    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005, batch_size_fn=lambda graphs: _graph_slots(graphs))
-    async def _forward_graphs(self, graphs: list) -> list[tuple[list[float], list[float]]]:
+    async def _embed_graphs(self, graphs: list) -> list[tuple[list[float], list[float]]]:
+        """One forward pass over a batch of graphs (``_forward_graphs`` batches the callers)."""
         crystal, xrd = await asyncio.to_thread(self.embedder.embed_graphs, graphs)
         return [(c.tolist(), x.tolist()) for c, x in zip(crystal, xrd, strict=True)]
 
-    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
-    async def _forward_patterns(self, patterns: list) -> list[list[float]]:
+    async def _embed_patterns(self, patterns: list) -> list[list[float]]:
+        """One forward pass over a batch of patterns (``_forward_patterns`` batches the callers)."""
         import numpy as np
 
         vectors = await asyncio.to_thread(self.embedder.embed_patterns, np.stack(patterns))
         return [v.tolist() for v in vectors]
 
-    def _featurize(self, s: StructureIn, field: str):
-        from matconcept.encoders.structure_io import read_structure
+    def _featurize(self, entry: RawEntry) -> Featurized:
+        """The one featurization path of the app (embed, search, upsert): ingest's, entry by entry."""
+        from matconcept.encoders.pipeline import featurize_entry
 
-        parsed = read_structure(s.content, name=f"{field} ({s.name})", fmt=s.format, limits=self.limits)
-        return parsed, self.embedder.featurizer.featurize(parsed.structure)
+        return featurize_entry(entry, self.embedder.featurizer, self.limits)
 
     async def embed_structure(self, s: StructureIn, field: str = "structure") -> EmbeddedStructure:
         """Both vectors of one structure (errors come back as ``error``, never raised)."""
-        from matconcept.encoders.errors import StructureInputError
-
-        try:
-            parsed, graph = await asyncio.to_thread(self._featurize, s, field)
-        except StructureInputError as exc:
-            return EmbeddedStructure(error=exc.to_dict())
-        crystal, xrd = await self._forward_graphs(graph)
-        return EmbeddedStructure(summary=_summary(parsed), crystal=crystal, xrd=xrd)
+        result = await asyncio.to_thread(self._featurize, structure_entry(s, field, field))
+        if result.error is not None or result.graph is None:
+            return EmbeddedStructure(error=_error(result))
+        crystal, xrd = await self._forward_graphs(result.graph)
+        return EmbeddedStructure(summary=_summary(result.parsed), crystal=crystal, xrd=xrd)
 
     async def embed_pattern(self, p: PatternIn, field: str = "pattern") -> EmbeddedStructure:
         """The XRD-encoder vector of a measured pattern, resampled onto the model's 2θ grid."""
@@ -162,35 +195,25 @@ class EmbedderDeployment:
     async def prepare_points(self, items: list[UpsertItem], indices: list[int]) -> list[tuple[str, Any, dict | None]]:
         """(material id, PointIn or None, error or None) per item, through ingest's own code path.
 
-        Items are labelled with :func:`matconcept.service.ingest.local.label_entry` (COD id or file stem, content hash),
-        featurized with :func:`matconcept.encoders.pipeline.featurize_entry` and embedded in one pass with
+        Items are labelled with :func:`matconcept.service.ingest.local.label_entry` (COD id or file stem, content
+        hash), featurized like every structure the app sees (:meth:`_featurize`) and embedded in one pass with
         :func:`matconcept.service.ingest.local.points_from_featurized`, exactly as ``matconcept ingest`` does.
         """
         return await asyncio.to_thread(self._prepare_points, items, indices)
 
     def _prepare_points(self, items: list[UpsertItem], indices: list[int]) -> list[tuple[str, Any, dict | None]]:
-        from pathlib import PurePath
-
-        from matconcept.encoders.pipeline import featurize_entry
-        from matconcept.encoders.sources import RawEntry
         from matconcept.service.ingest.local import label_entry, points_from_featurized
 
         out: list[tuple[str, Any, dict | None]] = []
         ok, ok_labels, ok_slots = [], [], []
         for i, item in zip(indices, items, strict=True):
-            s = item.structure
-            data = s.content if isinstance(s.content, bytes) else s.content.encode("utf-8")
-            name = s.name
-            if s.format and not name.lower().endswith(FORMAT_SUFFIX[s.format]):
-                name += FORMAT_SUFFIX[s.format]
-            entry = RawEntry(f"items[{i}] ({name})", PurePath(s.name).stem or f"item{i}", data, len(data))
+            entry = structure_entry(item.structure, f"items[{i}].structure", f"item{i}")
             label = label_entry(entry, item.source, item.tags)
             if item.source_id:
                 label.source_id = item.source_id
-            result = featurize_entry(entry, self.embedder.featurizer, self.limits)
+            result = self._featurize(entry)
             if result.error is not None or result.graph is None:
-                error = result.error.to_dict() if result.error is not None else {"reason": "featurize_failed"}
-                out.append((label.material_id, None, error))
+                out.append((label.material_id, None, _error(result)))
                 continue
             out.append((label.material_id, None, None))
             ok.append(result)

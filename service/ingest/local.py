@@ -32,10 +32,10 @@ from pydantic import BaseModel, Field
 from matconcept.encoders.embedder import Embedder
 from matconcept.encoders.errors import InputErrorReason, StructureInputError
 from matconcept.encoders.pipeline import Featurized, featurize_entries
-from matconcept.encoders.sources import RawEntry, iter_entries
+from matconcept.encoders.sources import RawEntry, entry_source_id, iter_entries
 from matconcept.encoders.structure_io import ParseLimits
 from matconcept.service.store.base import VectorStore
-from matconcept.service.store.payload import content_hash, entry_source_id, material_id, payload_from_parsed
+from matconcept.service.store.payload import content_hash, material_id, payload_from_parsed
 from matconcept.service.store.records import PointIn
 
 logger = logging.getLogger(__name__)
@@ -306,23 +306,16 @@ def ingest(
 def builtin_items() -> Iterator[tuple[RawEntry, PointLabel]]:
     """The structures that ship with the dependencies, as labelled raw entries.
 
-    AFLOW prototypes (``aflow:<label>``, tagged) and pymatgen's samples (``pymatgen:<name>``) are
-    in-memory structures: their entry is the canonical pymatgen JSON, hashed like a file. The COD
-    CIFs of ``crystals`` and ase are read as files (``cod:<COD id>``).
+    Walked and named by :func:`matconcept.encoders.builtin.builtin_structures`: AFLOW prototypes
+    (``aflow:<label>``, tagged) and pymatgen's samples (``pymatgen:<name>``) are in-memory structures
+    whose entry is their canonical pymatgen JSON, hashed like a file; the COD CIFs of ``crystals``
+    and ase are the files as shipped (``cod:<COD id>``).
     """
-    from matconcept.encoders.builtin import aflow_prototypes, cod_cif_files, pymatgen_samples
+    from matconcept.encoders.builtin import builtin_structures
 
-    uses: dict[str, int] = {}
-    for item in (*aflow_prototypes(), *pymatgen_samples()):
-        # AFLOW labels are not unique (A_oC8_64_f is α-U, α-Ga...): number repeats in shipped order.
-        key = material_id(item.source, item.source_id)
-        uses[key] = uses.get(key, 0) + 1
-        source_id = item.source_id if uses[key] == 1 else f"{item.source_id}-{uses[key]}"
-        data = json.dumps(item.structure.as_dict(), sort_keys=True).encode()
-        entry = RawEntry(f"{item.source}:{source_id}.json", source_id, data, len(data))
-        yield entry, PointLabel(item.source, source_id, content_hash(data), dict(item.tags))
-    for entry in iter_entries(cod_cif_files()):
-        yield entry, label_entry(entry, "cod")
+    for item in builtin_structures():
+        entry = item.raw_entry()
+        yield entry, PointLabel(item.source, item.source_id, content_hash(entry.data or b""), dict(item.tags))
 
 
 def ingest_builtin(store: VectorStore, embedder: Embedder, **kwargs) -> IngestSummary:

@@ -8,7 +8,6 @@ duplicate. The content hash of the input decides whether a stored point is uncha
 from __future__ import annotations
 
 import hashlib
-import re
 import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -17,20 +16,16 @@ from matconcept.encoders.symmetry import crystal_system
 from matconcept.service.store.records import MaterialPayload
 
 if TYPE_CHECKING:
-    from matconcept.encoders.sources import RawEntry
     from matconcept.encoders.structure_io import ParsedStructure
 
 POINT_NAMESPACE = uuid.UUID("6f1c3c52-8d0e-5b8e-9a51-3c1d7f0e2a44")
 """Fixed UUID5 namespace for matconcept point ids (changing it would orphan every stored point)."""
 
-_COD_CODE_RE = re.compile(rb"^\s*_cod_database_code\s+['\"]?([A-Za-z0-9_.-]+)", re.MULTILINE)
 DENSITY_DECIMALS = 4
 """g/cm³ to 0.1 mg/cm³, beyond any measurement; rounding also makes payloads round-trip exactly
 (Qdrant's JSON storage loses the last bit of an arbitrary float64)."""
 VOLUME_DECIMALS = 3
 """Å³ to 0.001, for the same reasons."""
-COD_CODE_SCAN_BYTES = 1 << 20
-"""The COD id tag sits near the top of a CIF; scanning 1 MB bounds the cost on huge files."""
 
 
 def material_id(source: str, source_id: str) -> str:
@@ -59,21 +54,6 @@ def point_id_for(material: str) -> str:
 def content_hash(data: bytes) -> str:
     """sha256 of the structure input as read (file bytes, or canonical JSON for in-memory structures)."""
     return hashlib.sha256(data).hexdigest()
-
-
-def entry_source_id(entry: RawEntry, source: str) -> str:
-    """The id a file gets within ``source``: the file name without suffix, except for ``cod``.
-
-    For ``source="cod"`` the ``_cod_database_code`` of the CIF is the id when present (a COD mirror
-    names files ``cif/1/00/00/1000000.cif`` anyway); other collections are identified by file name,
-    because edited or derived CIFs often keep the code of the COD entry they started from. Read from
-    the raw bytes (before parsing) so a re-run can skip unchanged entries without parsing them.
-    """
-    if source == "cod" and entry.data:
-        match = _COD_CODE_RE.search(entry.data[:COD_CODE_SCAN_BYTES])
-        if match:
-            return match.group(1).decode("ascii")
-    return entry.stem
 
 
 def payload_from_parsed(

@@ -4,9 +4,10 @@ Three sources, one item type:
 
 * a split of a built training corpus (:mod:`matconcept.training.corpus`): the held-out ``test`` prototype
   groups by default, so no substitution of a test prototype was ever trained on;
-* the built-in AFLOW prototype library (:func:`matconcept.encoders.builtin.aflow_prototypes`), labelled with
-  AFLOW label, Pearson symbol, Strukturbericht designation and mineral name; its split is the one
-  the corpus would give each prototype's group (same hash), so it works without a built corpus;
+* the built-in AFLOW prototype library (:func:`matconcept.encoders.builtin.builtin_structures`, under
+  the ids ingest and the corpus give them), labelled with AFLOW label, Pearson symbol, Strukturbericht
+  designation and mineral name; its split is the one the corpus would give each prototype's group
+  (same hash), so it works without a built corpus;
 * a user's CIF files or directories, labelled by a CSV of ``id,label``.
 
 Every item carries its ``group`` (the structure type of the seed it derives from): probes split
@@ -85,9 +86,10 @@ def _item(
 
 
 def _aflow_tags() -> dict[str, dict[str, str]]:
-    from matconcept.encoders.builtin import aflow_prototypes
+    """Family tags of each AFLOW prototype by its material id (the corpus's seed id)."""
+    from matconcept.encoders.builtin import builtin_structures
 
-    return {p.source_id: dict(p.tags) for p in aflow_prototypes()}
+    return {p.material_id: dict(p.tags) for p in builtin_structures(("aflow",))}
 
 
 def corpus_items(corpus: Path, split: str = "test") -> list[EvalItem]:
@@ -103,9 +105,7 @@ def corpus_items(corpus: Path, split: str = "test") -> list[EvalItem]:
     out = []
     records = [r for r in load_records(corpus) if split == "all" or r.split == split]
     for r in records:
-        extra = {}
-        if r.parent.startswith("aflow:"):
-            extra = {k: v for k, v in tags.get(r.parent.removeprefix("aflow:"), {}).items()}
+        extra = tags.get(r.parent, {})
         try:
             out.append(_item(r.structure(), r.id, r.group, extra, limits))
         except StructureInputError as exc:
@@ -119,18 +119,18 @@ def builtin_items(split: str = "all", seed: int | None = None) -> list[EvalItem]
     ``split`` uses :func:`matconcept.training.corpus.split_of` with the corpus defaults (seed, fractions), the
     same assignment a default ``corpus build`` makes.
     """
-    from matconcept.encoders.builtin import aflow_prototypes
+    from matconcept.encoders.builtin import builtin_structures
     from matconcept.training.corpus import CorpusConfig, split_of
 
     config = CorpusConfig() if seed is None else CorpusConfig(seed=seed)
     out = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for proto in aflow_prototypes():
+        for proto in builtin_structures(("aflow",)):
             try:
-                item = _item(proto.structure, f"aflow:{proto.source_id}", None, dict(proto.tags), ParseLimits())
+                item = _item(proto.structure, proto.material_id, None, dict(proto.tags), ParseLimits())
             except StructureInputError as exc:
-                logger.info("prototype %s skipped: %s", proto.source_id, exc.message)
+                logger.info("prototype %s skipped: %s", proto.material_id, exc.message)
                 continue
             if split == "all" or split_of(item.group, config.seed, config.val_fraction, config.test_fraction) == split:
                 out.append(item)
