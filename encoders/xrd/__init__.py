@@ -7,8 +7,9 @@ The package, by job:
 * :mod:`.histogram` — :func:`pattern_from_peaks`, a peak list → the max-normalised histogram (the
   published pipeline's last step);
 * :mod:`.simulate` — :class:`XRDSimulator`, the fast vectorised simulator of a structure's pattern;
-* :mod:`.measured` — :func:`read_xy` and :func:`resample_pattern`, a measured diffractometer export
-  (two columns, any step, any range) turned into the same vector, so it can be used as a query.
+* :mod:`.measured` — :func:`read_pattern` (two-column text exports, ``.xrdml``), wavelengths
+  (:func:`parse_wavelength`) and :func:`measured_on_grid`: a measured diffractometer export (any
+  step, range and wavelength) checked and turned into the same vector, so it can be used as a query.
 
 Phase identification (which stored material is this measured pattern?) builds on those:
 
@@ -24,7 +25,16 @@ pymatgen's reference pattern and the validation set it is compared on live with 
 """
 
 from matconcept.encoders.xrd.histogram import pattern_from_peaks
-from matconcept.encoders.xrd.measured import read_xy, resample_pattern
+from matconcept.encoders.xrd.measured import (
+    WAVELENGTHS,
+    MeasuredOnGrid,
+    MeasuredPattern,
+    measured_on_grid,
+    parse_wavelength,
+    read_pattern,
+    read_xy,
+    resample_pattern,
+)
 from matconcept.encoders.xrd.settings import (
     CU_KA,
     DEFAULT_SETTINGS,
@@ -43,10 +53,16 @@ __all__ = [
     "TWO_THETA_MAX",
     "TWO_THETA_MIN",
     "TWO_THETA_STEP",
+    "WAVELENGTHS",
+    "MeasuredOnGrid",
+    "MeasuredPattern",
     "XRDSettings",
     "XRDSimulator",
     "clear_caches",
+    "measured_on_grid",
+    "parse_wavelength",
     "pattern_from_peaks",
+    "read_pattern",
     "read_xy",
     "resample_pattern",
 ]

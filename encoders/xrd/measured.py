@@ -1,8 +1,16 @@
-"""Measured powder patterns as queries: a diffractometer's two-column export on the model's grid.
+"""Measured powder patterns as queries: a diffractometer's export on the model's grid.
 
-:func:`read_xy` reads the export (any separator, headers, either 2θ direction) with errors that name
-the file and line; :func:`resample_pattern` interpolates it (any step, any range) onto the 5000-bin
-grid the XRD encoder reads, max-normalised like a simulated pattern.
+:func:`read_xy` reads a two-column text export (``.xy``, ``.xye``, ``.csv``, ``.txt``, ``.dat``: any
+separator, headers, either 2θ direction) with errors that name the file and line; :func:`read_xrdml`
+reads PANalytical's XML ``.xrdml`` (its wavelength too); :func:`read_pattern` picks the reader by
+content. :func:`resample_pattern` interpolates a pattern (any step, any range) onto the 5000-bin
+grid the XRD encoder reads, max-normalised like a simulated pattern, and :func:`measured_on_grid`
+is the whole checked path a query takes: sanity checks (:func:`check_measured`), conversion from
+the measurement's wavelength to the model's by d-spacing (:func:`convert_wavelength`), resampling.
+
+Vendor binaries (Bruker ``.raw`` v1-v4, ``.brml``): no maintained reader is on PyPI (``xylib-py``
+and ``xylib-py-wheels`` were last released in 2020 and 2022 and ship only a C++ source build for
+current Pythons), so they are not read; every vendor program exports ``.xy``.
 """
 
 from __future__ import annotations
@@ -10,13 +18,15 @@ from __future__ import annotations
 import math
 import os
 import re
+import xml.etree.ElementTree as ElementTree
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from matconcept.encoders.errors import InputErrorReason, StructureInputError
 from matconcept.encoders.xrd.histogram import max_normalise
-from matconcept.encoders.xrd.settings import DEFAULT_SETTINGS, XRDSettings
+from matconcept.encoders.xrd.settings import CU_KA, DEFAULT_SETTINGS, XRDSettings
 
 _FIELD_SEPARATORS = re.compile(r"[\s,;]+")
 """Columns of a text export are separated by whitespace, commas or semicolons."""
@@ -162,3 +172,295 @@ def resample_pattern(
             f"(data cover {x[0]:g}-{x[-1]:g}°)",
         )
     return max_normalise(out)
+
+
+# -- wavelengths ---------------------------------------------------------------------------------
+WAVELENGTHS: dict[str, float] = {
+    "CuKa": 1.54184,
+    "CuKa1": 1.54056,
+    "CuKa2": 1.54439,
+    "MoKa": 0.71073,
+    "MoKa1": 0.70930,
+    "MoKa2": 0.71359,
+    "CoKa": 1.79026,
+    "CoKa1": 1.78896,
+    "CoKa2": 1.79285,
+    "CrKa": 2.29100,
+    "CrKa1": 2.28970,
+    "CrKa2": 2.29361,
+    "FeKa": 1.93735,
+    "FeKa1": 1.93604,
+    "FeKa2": 1.93998,
+    "AgKa": 0.560885,
+    "AgKa1": 0.559421,
+    "AgKa2": 0.563813,
+}
+"""Å; laboratory anode lines (pymatgen's table, which the model's Cu Kα value comes from). Kα is the
+2:1 weighted mean of Kα1 and Kα2, what an unmonochromated tube gives."""
+
+MIN_WAVELENGTH = 0.05
+"""Å; shorter is not X-ray powder diffraction (high-energy synchrotron work reaches ~0.1 Å)."""
+MAX_WAVELENGTH = 5.0
+"""Å; longer reaches no useful d-spacing."""
+MIN_PATTERN_POINTS = 50
+"""Fewest points of a measured pattern used as a query: fewer cannot hold a few resolved peaks."""
+
+
+def _wavelength_error(detail: str) -> StructureInputError:
+    return StructureInputError(InputErrorReason.BAD_PATTERN, "wavelength", detail)
+
+
+def parse_wavelength(value: str | float | None) -> float:
+    """A wavelength in Å from a number (a synchrotron's) or an anode name (``Cu``, ``CuKa``, ``Mo Kα1``…).
+
+    ``None`` or an empty string is Cu Kα, the model's.
+
+    Raises:
+        ValueError: (a :class:`StructureInputError`, reason ``bad_pattern``, source ``wavelength``)
+            for an unknown name or a number outside 0.05-5 Å.
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return CU_KA
+    if isinstance(value, str):
+        text = value.strip().replace("α", "a").replace("-", "").replace(" ", "").replace("_", "")
+        try:
+            number = float(text)
+        except ValueError:
+            key = {name.lower(): name for name in WAVELENGTHS}.get(text.lower()) or {
+                name[:2].lower(): name for name in WAVELENGTHS if name.endswith("Ka")
+            }.get(text.lower())
+            if key is None:
+                known = ", ".join(sorted({name[:2] for name in WAVELENGTHS}))
+                raise _wavelength_error(
+                    f"unknown wavelength {value!r}: give Å (e.g. 0.7293) or an anode ({known}, optionally Ka1/Ka2)"
+                ) from None
+            return WAVELENGTHS[key]
+        value = number
+    wavelength = float(value)
+    if not (math.isfinite(wavelength) and MIN_WAVELENGTH <= wavelength <= MAX_WAVELENGTH):
+        raise _wavelength_error(
+            f"{value} Å is not an X-ray diffraction wavelength ({MIN_WAVELENGTH}-{MAX_WAVELENGTH} Å)"
+        )
+    return wavelength
+
+
+def convert_wavelength(
+    two_theta: np.ndarray, from_wavelength: float, to_wavelength: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """2θ measured at one wavelength → the same d-spacings' 2θ at another (Bragg: λ = 2 d sin θ).
+
+    Returns:
+        ``(two_theta at to_wavelength, reachable)``: a d shorter than ``to_wavelength / 2`` has no
+        reflection there (``reachable`` False, 2θ NaN).
+    """
+    x = np.asarray(two_theta, dtype=np.float64)
+    if from_wavelength == to_wavelength:
+        return x.copy(), np.ones(x.shape, dtype=bool)
+    sin_theta = np.sin(np.radians(x) / 2.0) * (to_wavelength / from_wavelength)
+    reachable = sin_theta < 1.0
+    out = np.full(x.shape, np.nan)
+    out[reachable] = np.degrees(2.0 * np.arcsin(sin_theta[reachable]))
+    return out, reachable
+
+
+# -- checks and the query path -------------------------------------------------------------------
+def check_measured(two_theta: np.ndarray, intensity: np.ndarray, name: str = "<pattern>") -> None:
+    """Reject a measured pattern that cannot be a powder scan, naming what is wrong.
+
+    Raises:
+        ValueError: (a :class:`StructureInputError`, reason ``bad_pattern``) for mismatched lengths,
+            fewer than :data:`MIN_PATTERN_POINTS` points, NaN or infinite values, 2θ outside
+            (0°, 180°), 2θ not strictly monotonic, or no positive intensity (all zeros).
+    """
+    x = np.asarray(two_theta, dtype=np.float64).ravel()
+    y = np.asarray(intensity, dtype=np.float64).ravel()
+    if x.size != y.size:
+        raise _bad_pattern(name, f"{x.size} 2θ values but {y.size} intensities")
+    if x.size < MIN_PATTERN_POINTS:
+        raise _bad_pattern(
+            name, f"only {x.size} points: a powder pattern needs at least {MIN_PATTERN_POINTS} to show its peaks"
+        )
+    if not np.isfinite(x).all():
+        raise _bad_pattern(name, f"2θ holds a NaN or infinite value (point {int(np.flatnonzero(~np.isfinite(x))[0])})")
+    if not np.isfinite(y).all():
+        raise _bad_pattern(
+            name, f"intensity holds a NaN or infinite value (point {int(np.flatnonzero(~np.isfinite(y))[0])})"
+        )
+    bad = np.flatnonzero((x <= 0) | (x >= 180))
+    if bad.size:
+        raise _bad_pattern(name, f"2θ must lie between 0° and 180°: point {int(bad[0])} is at {x[bad[0]]:g}°")
+    _check_two_theta(x, name)
+    if not (y > 0).any():
+        raise _bad_pattern(name, "all intensities are zero" if not y.any() else "no positive intensity")
+
+
+class MeasuredOnGrid(NamedTuple):
+    """A measured pattern as a query: on the model's grid, and where the measurement has data."""
+
+    pattern: np.ndarray
+    """(n_bins,) float32, max-normalised; bins outside ``covered`` are 0."""
+    covered: tuple[float, float]
+    """2θ range (degrees, model's wavelength) the measurement covers."""
+
+
+def measured_on_grid(
+    two_theta: np.ndarray,
+    intensity: np.ndarray,
+    wavelength: str | float | None = None,
+    settings: XRDSettings | None = None,
+    name: str = "<pattern>",
+) -> MeasuredOnGrid:
+    """The checked path from a measurement to a query: checks, wavelength conversion, resampling.
+
+    Args:
+        two_theta: Measured 2θ, degrees, at ``wavelength``.
+        intensity: Measured intensity (counts, any units).
+        wavelength: Å or an anode name (:func:`parse_wavelength`); Cu Kα when None.
+        settings: The model's grid; the paper's when None.
+        name: Name used in error messages.
+
+    Raises:
+        ValueError: (a :class:`StructureInputError`, reason ``bad_pattern``) naming the problem.
+    """
+    settings = settings or DEFAULT_SETTINGS
+    check_measured(two_theta, intensity, name)
+    x = np.asarray(two_theta, dtype=np.float64).ravel()
+    y = np.asarray(intensity, dtype=np.float64).ravel()
+    if x[1] < x[0]:
+        x, y = x[::-1], y[::-1]
+    source = parse_wavelength(wavelength)
+    x, reachable = convert_wavelength(x, source, settings.wavelength)
+    x, y = x[reachable], y[reachable]
+    lo, hi = (
+        max(float(x[0]) if x.size else math.inf, settings.two_theta_min),
+        min(float(x[-1]) if x.size else -math.inf, settings.two_theta_max),
+    )
+    if x.size < 2 or hi - lo < 10 * settings.step:
+        raise _bad_pattern(
+            name,
+            f"the measured range does not overlap the model's {settings.two_theta_min:g}-{settings.two_theta_max:g}° "
+            f"(at {settings.wavelength:g} Å; the data cover d = {_d_range(two_theta, source)})",
+        )
+    pattern = resample_pattern(x, y, settings, name)
+    return MeasuredOnGrid(pattern, (lo, hi))
+
+
+def _d_range(two_theta: np.ndarray, wavelength: float) -> str:
+    x = np.asarray(two_theta, dtype=np.float64)
+    d = wavelength / (2.0 * np.sin(np.radians([x.max(), x.min()]) / 2.0))
+    return f"{d[0]:.3g}-{d[1]:.3g} Å"
+
+
+# -- file formats --------------------------------------------------------------------------------
+class MeasuredPattern(NamedTuple):
+    """A measured pattern as read from a file."""
+
+    two_theta: np.ndarray
+    intensity: np.ndarray
+    wavelength: float | None
+    """Å, when the file says (``.xrdml``); None for plain text exports."""
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def read_xrdml(data: bytes | str, name: str = "<xrdml>") -> MeasuredPattern:
+    """Read a PANalytical ``.xrdml`` scan (XML): the first scan's 2θ axis, intensities and wavelength.
+
+    2θ is the ``positions`` axis ``2Theta`` (start and end, or a list); intensity is ``intensities``
+    or ``counts`` (divided by the counting time when it varies per point). The wavelength is the
+    Kα1/Kα2 mean weighted by the file's ratio.
+
+    Raises:
+        ValueError: (a :class:`StructureInputError`, reason ``bad_pattern``) naming what is missing.
+    """
+    try:
+        root = ElementTree.fromstring(data)
+    except ElementTree.ParseError as exc:
+        raise _bad_pattern(name, f"not readable XML: {exc}") from None
+    scan = next((el for el in root.iter() if _local(el.tag) == "dataPoints"), None)
+    if scan is None:
+        raise _bad_pattern(name, "no <dataPoints> in this .xrdml file")
+    values = None
+    axis = None
+    times = None
+    for el in scan:
+        tag = _local(el.tag)
+        if tag == "positions" and el.get("axis", "").lower() == "2theta":
+            axis = el
+        elif tag in ("intensities", "counts") and values is None:
+            values = _numbers(el.text, name, tag)
+        elif tag == "countingTimes":
+            times = _numbers(el.text, name, tag)
+    if axis is None or values is None:
+        raise _bad_pattern(name, "no 2Theta positions or no intensities in this .xrdml file")
+    listed = next((c for c in axis if _local(c.tag) == "listPositions"), None)
+    if listed is not None:
+        two_theta = _numbers(listed.text, name, "listPositions")
+    else:
+        bounds = {_local(c.tag): c.text for c in axis}
+        if "startPosition" not in bounds or "endPosition" not in bounds:
+            raise _bad_pattern(name, "the 2Theta axis has neither listPositions nor start/end positions")
+        start, end = (_numbers(bounds[k], name, k)[0] for k in ("startPosition", "endPosition"))
+        two_theta = np.linspace(start, end, values.size)
+    if two_theta.size != values.size:
+        raise _bad_pattern(name, f"{two_theta.size} 2θ positions but {values.size} intensities")
+    if times is not None and times.size == values.size and np.all(times > 0):
+        values = values / times
+    return MeasuredPattern(two_theta, values, _xrdml_wavelength(root))
+
+
+def _numbers(text: str | None, name: str, field: str) -> np.ndarray:
+    try:
+        return np.array([float(v) for v in (text or "").split()], dtype=np.float64)
+    except ValueError:
+        raise _bad_pattern(name, f"<{field}> holds a value that is not a number") from None
+
+
+def _xrdml_wavelength(root: ElementTree.Element) -> float | None:
+    used = next((el for el in root.iter() if _local(el.tag) == "usedWavelength"), None)
+    if used is None:
+        return None
+    lines = {_local(c.tag): c.text for c in used}
+    try:
+        k1 = float(lines["kAlpha1"])
+        k2 = float(lines.get("kAlpha2") or k1)
+        ratio = float(lines.get("ratioKAlpha2KAlpha1") or 0.0)
+    except (KeyError, ValueError):
+        return None
+    if "1" in (used.get("intended") or "") and "2" not in (used.get("intended") or ""):
+        return k1  # a monochromated Kα1 measurement
+    return (k1 + ratio * k2) / (1.0 + ratio)
+
+
+def read_pattern(path_or_data: str | os.PathLike[str] | bytes, name: str | None = None) -> MeasuredPattern:
+    """Read a measured pattern in any supported format: ``.xrdml`` (by content) or a text export.
+
+    Args:
+        path_or_data: A path, or the file's bytes or text.
+        name: Name used in error messages.
+
+    Raises:
+        ValueError: (a :class:`StructureInputError`) naming the file and the problem.
+    """
+    if isinstance(path_or_data, bytes | str) and not (isinstance(path_or_data, str) and _looks_like_path(path_or_data)):
+        data = path_or_data
+        name = name or ("<pattern bytes>" if isinstance(data, bytes) else "<pattern text>")
+    else:
+        path = Path(path_or_data)
+        name = name or str(path)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise StructureInputError(InputErrorReason.UNREADABLE, name, f"cannot read file: {exc}") from exc
+    head = data[:4096].decode("utf-8", errors="replace") if isinstance(data, bytes) else data[:4096]
+    head = head.lstrip("\ufeff").lstrip()
+    if head.startswith("<") and "xrdMeasurement" in head:
+        return read_xrdml(data, name)
+    two_theta, intensity = read_xy(data, name=name)
+    return MeasuredPattern(two_theta, intensity, None)
+
+
+def _looks_like_path(value: str) -> bool:
+    return not _is_xy_text(value) and not value.lstrip().startswith("<")
