@@ -1,0 +1,420 @@
+"""Benchmark: phase identification from measured-looking powder patterns, three ways, side by side.
+
+Which stored material is this measured pattern? Measured on structures the model never trained on:
+the held-out ``test`` prototype groups of the corpus the shipped model was trained on (rebuilt from
+the config recorded in its checkpoint, deterministic, ~10 s), stored among distractors drawn from
+the whole corpus (all splits). Each query is :func:`~matconcept.encoders.xrd.synthetic.simulate_measured`
+of its structure under :func:`~matconcept.encoders.xrd.synthetic.random_conditions` — strain ±2 %,
+FWHM 0.05-0.3°, zero shift ±0.1°, March-Dollase texture, background, 1-4 % Poisson noise — read
+back through :func:`~matconcept.encoders.xrd.measured.measured_on_grid` like an uploaded file.
+
+Methods, each timed per query from the measured data (resampling and preparation included):
+
+* ``embedding/<vectors>``: the XRD encoder's vector of the pattern, exact L2 nearest neighbours
+  among the stored ``crystal`` (the service's default) or ``xrd`` vectors;
+* ``search_match``: :func:`~matconcept.encoders.xrd.match.match_peaks` over *every* stored
+  material (the strain-scanning cosine: what classic search-match does without a first stage);
+* ``two_stage``: candidates from the union of nearest neighbours of the XRD-encoder vector among
+  ``xrd`` and ``crystal`` vectors and of the strain-tolerant fingerprint
+  (:mod:`~matconcept.encoders.xrd.fingerprint`) among stored fingerprints, ``--depth`` each,
+  re-ranked by :func:`match_peaks`.
+
+``+elements_only`` repeats search-match and the two-stage search with the "only these elements"
+filter set to the query's own elements (what XRF or EDS tells a diffractionist before search-match).
+
+Why that matters here: the held-out structures are element substitutions of a few dozen seed
+structures, each cell rescaled *isotropically* by atomic volumes, so two substitutions of one seed
+have the same peak positions up to one scale factor, which the fitted strain absorbs, and differ
+only in intensities (form factors), which texture and noise blur. Each method's
+``top1_misses_to_isostructural_sibling`` counts the top-1 misses that went to such a sibling.
+
+It also reports each first stage's candidate recall (own structure among the ``--depth`` nearest)
+and two-phase mixtures (two held-out structures, the second at 40-100 % of the first's height):
+whether both phases are reported by :func:`~matconcept.encoders.xrd.match.identify_phases` over
+the two-stage candidates, whether both are in its top 5 (with the reported phases), and whether
+both structure types are reported (a sibling of a phase counts).
+
+Nearest neighbours are exact (numpy, float32), as the store's exact mode: the figure of merit here
+is what the vectors can find; ``benchmarks/bench_search.py`` measures the store's own latency.
+Everything timed runs on one thread (BLAS, OpenMP, torch) and the machine's load average is
+reported beside the timings. Featurizing the stored structures (graphs, peak lists, fingerprints)
+uses every core once and is cached under ``artifacts/bench_phase_id/``.
+
+    python benchmarks/bench_phase_id.py --json                       # 1k and 10k stored, 200 queries
+    python benchmarks/bench_phase_id.py --sizes 1000 --queries 50    # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+ROOT = Path(__file__).resolve().parents[1]
+CACHE_DIR = ROOT / "artifacts" / "bench_phase_id"
+
+
+def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,10000", help="stored materials, comma-separated")
+    parser.add_argument("--queries", type=int, default=200, help="single-phase queries (held-out structures)")
+    parser.add_argument("--mixtures", type=int, default=50, help="two-phase queries")
+    parser.add_argument("--depth", type=int, default=200, help="candidates taken from each first-stage vector")
+    parser.add_argument(
+        "--search-match-queries", type=int, default=200, help="queries run through search-match alone (slow at 10k)"
+    )
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="featurizing processes")
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    args.sizes = sorted(int(s) for s in args.sizes.split(","))
+    return args
+
+
+# -- stored side: featurize once, in a process pool --------------------------------------------------
+def featurize_record(record_json: str, featurizer):
+    """Graph, peak list and fingerprint of one corpus record (runs in a pool worker)."""
+    from matconcept.encoders.xrd.fingerprint import peaks_fingerprint
+    from matconcept.encoders.xrd.peaks import peak_list
+    from matconcept.training.corpus import CorpusRecord
+
+    record = CorpusRecord.model_validate_json(record_json)
+    try:
+        structure = record.structure()
+        graph = featurizer.featurize(structure)
+        peaks = peak_list(structure)
+    except Exception as exc:  # a corpus record the featurizer refuses is skipped, not fatal
+        return record.id, None, None, None, f"{type(exc).__name__}: {exc}"
+    return record.id, graph, peaks.to_lists(), peaks_fingerprint(peaks), None
+
+
+def stored_features(records, embedder, workers: int, cache: Path):
+    """crystal, xrd, fingerprint (n, ·) float32 and peak lists of ``records``, cached on disk."""
+    import numpy as np
+
+    from matconcept.encoders.pipeline import parallel_featurize
+
+    if cache.exists():
+        data = np.load(cache, allow_pickle=False)
+        peaks = [
+            (d[: int(n)], i[: int(n)])
+            for d, i, n in zip(data["peaks_d"], data["peaks_i"], data["peaks_n"], strict=True)
+        ]
+        return list(data["ids"]), data["crystal"], data["xrd"], data["fingerprint"], peaks
+    ids, graphs, peaks, prints = [], [], [], []
+    for rid, graph, peak, fp, error in parallel_featurize(
+        (r.model_dump_json() for r in records),
+        featurize_record,
+        embedder.loaded.info.model.graph,
+        embedder.loaded.info.model.xrd,
+        workers,
+    ):
+        if error is None:
+            ids.append(rid)
+            graphs.append(graph)
+            peaks.append(peak)
+            prints.append(fp)
+    crystal, xrd = embedder.embed_graphs(graphs)
+    width = max(len(p[0]) for p in peaks)
+    peaks_d = np.zeros((len(peaks), width), dtype=np.float64)
+    peaks_i = np.zeros_like(peaks_d)
+    for row, (d, i) in enumerate(peaks):
+        peaks_d[row, : len(d)] = d
+        peaks_i[row, : len(i)] = i
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(
+        cache,
+        ids=np.array(ids),
+        crystal=crystal,
+        xrd=xrd,
+        fingerprint=np.stack(prints),
+        peaks_d=peaks_d,
+        peaks_i=peaks_i,
+        peaks_n=np.array([len(p[0]) for p in peaks]),
+    )
+    return ids, crystal, xrd, np.stack(prints), [(np.asarray(d), np.asarray(i)) for d, i in peaks]
+
+
+def model_corpus(embedder):
+    """The corpus the model was trained on: rebuilt from the checkpoint's recorded config (deterministic)."""
+    import hashlib
+
+    from matconcept.training.corpus import MANIFEST_FILE, CorpusConfig, build_corpus, load_records
+
+    training = embedder.loaded.info.training or {}
+    build = (training.get("config") or {}).get("corpus_build")
+    config = CorpusConfig.model_validate(build) if build else CorpusConfig()
+    key = hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:12]
+    folder = CACHE_DIR / f"corpus-{key}"
+    if not (folder / MANIFEST_FILE).exists():
+        build_corpus(config, folder)
+    return load_records(folder), key
+
+
+# -- queries -------------------------------------------------------------------------------------
+def percentiles(samples: list[float]) -> dict:
+    import numpy as np
+
+    if not samples:
+        return {"p50_ms": None, "p99_ms": None}
+    values = 1000.0 * np.asarray(samples)
+    return {"p50_ms": round(float(np.percentile(values, 50)), 2), "p99_ms": round(float(np.percentile(values, 99)), 2)}
+
+
+def topk(ranks: list[int]) -> dict:
+    import numpy as np
+
+    r = np.asarray(ranks)
+    return {"top1": round(float(np.mean(r == 0)), 4), "top5": round(float(np.mean(r < 5)), 4), "n": len(ranks)}
+
+
+class Store:
+    """The stored materials of one size: vectors, peak lists and element sets, searched exactly.
+
+    ``allowed`` (row indices) restricts a search the way a store filter does: the excluded rows are
+    never candidates.
+    """
+
+    def __init__(self, rows, crystal, xrd, fingerprint, peaks, elements) -> None:
+        import numpy as np
+
+        from matconcept.encoders.xrd.peaks import PeakTable
+
+        self.rows = np.asarray(rows)
+        self.vectors = {"crystal": crystal[rows], "xrd": xrd[rows], "fingerprint": fingerprint[rows]}
+        self.sq = {k: np.einsum("ij,ij->i", v, v) for k, v in self.vectors.items()}
+        self.table = PeakTable.from_lists([peaks[r] for r in rows])
+        self.elements = [elements[r] for r in rows]
+
+    def only_elements(self, allowed: frozenset[str]):
+        """Rows whose elements are all in ``allowed`` (the "only these elements" filter)."""
+        import numpy as np
+
+        return np.array([i for i, e in enumerate(self.elements) if e <= allowed], dtype=np.intp)
+
+    def nearest(self, name: str, vector, k: int, allowed=None):
+        import numpy as np
+
+        v = self.vectors[name] if allowed is None else self.vectors[name][allowed]
+        sq = self.sq[name] if allowed is None else self.sq[name][allowed]
+        dist = sq - 2.0 * (v @ vector)  # ‖v‖² − 2 v·q (+ ‖q‖², the same for all)
+        k = min(k, len(dist))
+        top = np.argpartition(dist, k - 1)[:k]
+        top = top[np.argsort(dist[top], kind="stable")]
+        return top if allowed is None else allowed[top]
+
+
+class Tally:
+    """Ranks, latencies and isostructural-sibling misses of each method at one store size."""
+
+    def __init__(self, methods, size: int, ids: list[str], by_id: dict) -> None:
+        self.size, self.ids, self.by_id = size, ids, by_id
+        self.ranks: dict[str, list[int]] = {m: [] for m in methods}
+        self.times: dict[str, list[float]] = {m: [] for m in methods}
+        self.siblings = dict.fromkeys(methods, 0)
+
+    def record(self, method: str, ranking, own: int, rid: str, elapsed: float) -> None:
+        """One query's ranking (stored rows, best first) by ``method``; ``own`` is the query's row."""
+        import numpy as np
+
+        hit = np.flatnonzero(ranking == own)
+        self.ranks[method].append(int(hit[0]) if hit.size else self.size)
+        self.times[method].append(elapsed)
+        top = self.ids[int(ranking[0])] if len(ranking) else None
+        if top is not None and top != rid and self.by_id[top].group == self.by_id[rid].group:
+            self.siblings[method] += 1  # an element substitution of the same seed: same peaks, scaled
+
+    def summary(self) -> dict:
+        out = {}
+        for method, ranks in self.ranks.items():
+            misses = sum(r != 0 for r in ranks)
+            out[method] = {
+                **topk(ranks),
+                **percentiles(self.times[method]),
+                "top1_misses_to_isostructural_sibling": f"{self.siblings[method]}/{misses}",
+            }
+        return out
+
+
+def first_stage(store: Store, vector, fingerprint, depth: int, allowed=None) -> dict:
+    """Candidate rows from each first-stage vector: the XRD-encoder vector against the stored ``xrd``
+    and ``crystal`` vectors, the fingerprint against the stored fingerprints."""
+    return {
+        "xrd": store.nearest("xrd", vector, depth, allowed),
+        "crystal": store.nearest("crystal", vector, depth, allowed),
+        "fingerprint": store.nearest("fingerprint", fingerprint, depth, allowed),
+    }
+
+
+def run(args) -> dict:
+    import json
+    import time
+
+    import numpy as np
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from matconcept.encoders.embedder import Embedder
+    from matconcept.encoders.xrd.fingerprint import query_fingerprint
+    from matconcept.encoders.xrd.match import identify_phases, match_peaks, prepare_query
+    from matconcept.encoders.xrd.measured import measured_on_grid
+    from matconcept.encoders.xrd.synthetic import random_conditions, simulate_measured
+
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(args.seed)
+    embedder = Embedder(device="cpu")
+    records, corpus_key = model_corpus(embedder)
+    test = [r for r in records if r.split == "test"]
+    others = [r for r in records if r.split != "test"]
+    n_max = max(args.sizes)
+    if n_max > len(records):
+        raise SystemExit(f"--sizes {n_max}: the corpus has {len(records)} structures")
+    # Stored: held-out structures first (queries are drawn from them), then distractors of any split.
+    stored_records = [test[i] for i in rng.permutation(len(test))] + [others[i] for i in rng.permutation(len(others))]
+    stored_records = stored_records[:n_max]
+    cache = CACHE_DIR / f"stored-{corpus_key}-{embedder.model_id}-{args.seed}-{n_max}.npz"
+    ids, crystal, xrd, fingerprint, peaks = stored_features(stored_records, embedder, args.workers, cache)
+    by_id = {r.id: r for r in stored_records}
+    elements = [frozenset(by_id[rid].species) for rid in ids]
+    held_out = [rid for rid in ids[: min(args.sizes)] if by_id[rid].split == "test"]
+    n_queries = min(args.queries, len(held_out))
+    query_ids = [str(q) for q in rng.choice(held_out, n_queries, replace=False)]
+
+    # Measured-like queries, made once (not timed).
+    queries = []
+    for rid in query_ids:
+        two_theta, counts = simulate_measured(by_id[rid].structure(), random_conditions(rng), rng=rng)
+        queries.append((rid, two_theta, counts))
+    mixtures = []
+    for _ in range(args.mixtures):
+        a, b = (query_ids[i] for i in rng.choice(len(query_ids), 2, replace=False))
+        fractions = [1.0, float(rng.uniform(0.4, 1.0))]
+        structures = [by_id[a].structure(), by_id[b].structure()]
+        two_theta, counts = simulate_measured(structures, random_conditions(rng), fractions=fractions, rng=rng)
+        mixtures.append(((a, b), two_theta, counts))
+
+    def prepared(two_theta, counts, name):
+        on_grid = measured_on_grid(two_theta, counts, name=name)
+        return on_grid.pattern, prepare_query(on_grid.pattern, covered=on_grid.covered)
+
+    load_before = os.getloadavg()
+    result: dict = {
+        "corpus": {"structures": len(records), "held_out": len(test), "key": corpus_key},
+        "model_id": embedder.model_id,
+        "depth": args.depth,
+        "queries": n_queries,
+        "mixtures": len(mixtures),
+        "sizes": {},
+    }
+    methods = (
+        "embedding/crystal",
+        "embedding/xrd",
+        "search_match",
+        "two_stage",
+        "search_match+elements_only",
+        "two_stage+elements_only",
+    )
+    with threadpool_limits(1):
+        for size in args.sizes:
+            store = Store(np.arange(size), crystal, xrd, fingerprint, peaks, elements)
+            position = {rid: i for i, rid in enumerate(ids[:size])}
+            tally = Tally(methods, size, ids, by_id)
+            recall: dict[str, list[bool]] = {s: [] for s in ("xrd", "crystal", "fingerprint", "union")}
+            n_candidates = []
+
+            for qi, (rid, two_theta, counts) in enumerate(queries):
+                own = position[rid]
+                allowed_elements = frozenset(by_id[rid].species)  # what XRF/EDS would report
+                for using in ("crystal", "xrd"):  # the embedding alone: today's pattern search
+                    start = time.perf_counter()
+                    pattern, _ = prepared(two_theta, counts, rid)
+                    vector = embedder.embed_patterns(pattern[None, :])[0]
+                    ranking = store.nearest(using, vector, size)
+                    tally.record(f"embedding/{using}", ranking, own, rid, time.perf_counter() - start)
+                for suffix, chemistry in (("", False), ("+elements_only", True)):
+                    if qi < args.search_match_queries:  # search-match over every (allowed) stored material
+                        start = time.perf_counter()
+                        _, query = prepared(two_theta, counts, rid)
+                        rows = store.only_elements(allowed_elements) if chemistry else np.arange(size)
+                        scored = match_peaks(query, store.table.subset(rows))
+                        tally.record(
+                            f"search_match{suffix}", rows[scored.order()], own, rid, time.perf_counter() - start
+                        )
+                    start = time.perf_counter()
+                    pattern, query = prepared(two_theta, counts, rid)
+                    rows = store.only_elements(allowed_elements) if chemistry else None
+                    vector = embedder.embed_patterns(pattern[None, :])[0]
+                    found = first_stage(store, vector, query_fingerprint(query), args.depth, rows)
+                    candidates = np.unique(np.concatenate(list(found.values())))
+                    scored = match_peaks(query, store.table.subset(candidates))
+                    tally.record(
+                        f"two_stage{suffix}", candidates[scored.order()], own, rid, time.perf_counter() - start
+                    )
+                    if not chemistry:
+                        for source, rows_found in found.items():
+                            recall[source].append(bool(np.any(rows_found == own)))
+                        recall["union"].append(bool(np.any(candidates == own)))
+                        n_candidates.append(len(candidates))
+            out: dict = {"stored": size, **tally.summary()}
+            out["candidate_recall"] = {k: round(float(np.mean(v)), 4) for k, v in recall.items()}
+            out["candidates_median"] = int(np.median(n_candidates))
+
+            # Two-phase mixtures through the two-stage search, without and with the elements filter.
+            for suffix, chemistry in (("", False), ("+elements_only", True)):
+                both_phases, both_top5, same_types, mix_times = [], [], [], []
+                for (a, b), two_theta, counts in mixtures:
+                    start = time.perf_counter()
+                    pattern, query = prepared(two_theta, counts, "mixture")
+                    rows = (
+                        store.only_elements(frozenset(by_id[a].species) | frozenset(by_id[b].species))
+                        if chemistry
+                        else None
+                    )
+                    vector = embedder.embed_patterns(pattern[None, :])[0]
+                    found = first_stage(store, vector, query_fingerprint(query), args.depth, rows)
+                    candidates = np.unique(np.concatenate(list(found.values())))
+                    search = identify_phases(query, store.table.subset(candidates))
+                    mix_times.append(time.perf_counter() - start)
+                    want = {position[a], position[b]}
+                    phases = {int(candidates[p.index]) for p in search.phases}
+                    top5 = {int(candidates[i]) for i in search.first.order()[:5]} | phases
+                    both_phases.append(want <= phases)
+                    both_top5.append(want <= top5)
+                    groups = {by_id[ids[i]].group for i in phases}
+                    same_types.append({by_id[a].group, by_id[b].group} <= groups)
+                out[f"mixtures{suffix}"] = {
+                    "both_phases_reported": round(float(np.mean(both_phases)), 4) if both_phases else None,
+                    "both_in_top5": round(float(np.mean(both_top5)), 4) if both_top5 else None,
+                    "both_structure_types_reported": round(float(np.mean(same_types)), 4) if same_types else None,
+                    **percentiles(mix_times),
+                }
+            result["sizes"][str(size)] = out
+            if not args.json:
+                print(json.dumps(out, indent=1), file=sys.stderr)
+    result["load_average"] = {
+        "before": [round(x, 2) for x in load_before],
+        "after": [round(x, 2) for x in os.getloadavg()],
+    }
+    result["cores"] = os.cpu_count()
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    for variable in THREAD_VARIABLES:  # before numpy (and its BLAS) is imported
+        os.environ[variable] = "1"
+    import json
+    import logging
+    import warnings
+
+    logging.basicConfig(level=logging.WARNING)
+    warnings.filterwarnings("ignore")
+    result = run(args)
+    print(json.dumps(result, indent=None if args.json else 1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
