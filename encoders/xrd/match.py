@@ -51,6 +51,8 @@ MAX_FWHM = 1.5
 """Degrees; widest peak width estimated or used."""
 FWHM_PEAKS = 15
 """Strongest peaks whose half-maximum widths are measured to estimate the FWHM."""
+MIN_PEAK_SIGNAL = 1e-3
+"""Peaks must rise this far (relative to the strongest measured point) above the background."""
 PRE_SMOOTH_BINS = 1.0
 """σ, in bins, of the light smoothing before background and width estimation."""
 
@@ -268,10 +270,10 @@ def prepare_query(
         covered = (float(centres[nz[0]]), float(centres[nz[-1]]))
     inside = (centres >= covered[0] - 1e-9) & (centres <= covered[1] + 1e-9)
     y = np.where(inside, y / y.max(), 0.0)
-    smooth = gaussian_filter1d(y, PRE_SMOOTH_BINS, mode="nearest")
     lo, hi = np.flatnonzero(inside)[[0, -1]]
+    smooth = gaussian_filter1d(y[lo : hi + 1], PRE_SMOOTH_BINS, mode="nearest")  # the data only: no edge drop
     background = np.zeros_like(y)
-    background[lo : hi + 1] = snip_background(smooth[lo : hi + 1], max(1, round(config.background_window / step)))
+    background[lo : hi + 1] = snip_background(smooth, max(1, round(config.background_window / step)))
     peaks = np.where(inside, y - background, 0.0)
     # SNIP hugs the lower envelope of the noise: move the baseline to the median of the covered bins.
     baseline = float(np.median(peaks[inside]))
@@ -287,8 +289,8 @@ def prepare_query(
     sigma_bins = 0.5 * fwhm * FWHM_TO_SIGMA / step
     signal = gaussian_filter1d(peaks, sigma_bins, mode="constant") if sigma_bins >= 0.3 else peaks
     top = signal.max()
-    if not top > 0:
-        raise ValueError("pattern has no peaks above its background")
+    if not top > MIN_PEAK_SIGNAL:
+        raise ValueError("the pattern has no peaks above its background (a flat or featureless scan)")
     noise = noise_level(peaks[inside])
     if sigma_bins >= 0.3:  # white noise through the denoising Gaussian
         noise /= math.sqrt(2.0 * math.sqrt(math.pi) * sigma_bins)

@@ -1,0 +1,92 @@
+"""The service's pattern-search physics (matconcept.service.app.phase_search, service.store.peaks), without Ray.
+
+Real structures (AFLOW prototypes, cubic BaTiO3 from its COD CIF) and measured-like scans of them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from matconcept.encoders.builtin import aflow_prototypes
+from matconcept.encoders.errors import StructureInputError
+from matconcept.encoders.xrd.fingerprint import FINGERPRINT_DIM
+from matconcept.encoders.xrd.synthetic import MeasuredConditions, simulate_measured
+from matconcept.service.app.phase_search import Candidate, PatternSearchOptions, prepare, rank
+from matconcept.service.store.peaks import (
+    PEAKS_D,
+    PEAKS_I,
+    peaks_for,
+    peaks_from_payload,
+    peaks_payload,
+    phase_features,
+)
+
+WANTED = ("AB_cF8_225_a_b", "A_hP2_194_c")
+"""Rock salt and hcp Mg: the query's phases, among 60 other prototypes."""
+
+
+@pytest.fixture(scope="module")
+def candidates() -> list[tuple[str, object]]:
+    protos = aflow_prototypes()
+    chosen = [p for p in protos if p.source_id in WANTED] + [p for p in protos[:60] if p.source_id not in WANTED]
+    return [(f"aflow:{p.source_id}", p.structure) for p in chosen]
+
+
+def _candidates(structures) -> list[Candidate]:
+    out = []
+    for material_id, structure in structures:
+        payload = peaks_payload(phase_features(structure)[0])
+        out.append(Candidate(material_id, peaks_from_payload(payload)))
+    return out
+
+
+def test_peaks_round_trip_through_a_payload(batio3):
+    peaks, fingerprint = phase_features(batio3)
+    payload = peaks_payload(peaks)
+    assert set(payload) == {PEAKS_D, PEAKS_I} and all(isinstance(v, float) for v in payload[PEAKS_D])
+    back = peaks_from_payload(payload)
+    assert back.d == pytest.approx(peaks.d, abs=1e-5) and back.intensity == pytest.approx(peaks.intensity, abs=1e-5)
+    assert fingerprint.shape == (FINGERPRINT_DIM,)
+    assert peaks_from_payload({"formula": "x"}) is None
+    assert peaks_for({}, batio3).d == pytest.approx(peaks.d)  # an older point: simulated from its structure
+    assert peaks_for({}, None) is None
+
+
+def test_rank_orders_by_match_and_finds_a_mixture(candidates, batio3):
+    names = [name for name, _ in candidates]
+    target = names.index("aflow:AB_cF8_225_a_b")
+    conditions = MeasuredConditions(strain=0.012, zero_shift=-0.05, fwhm=0.15, noise=0.02, background=0.08)
+    two_theta, counts = simulate_measured(candidates[target][1], conditions, rng=1)
+    options = PatternSearchOptions()
+    query = prepare(two_theta.tolist(), counts.tolist(), options, "scan.xy")
+    pool = [*_candidates(candidates), Candidate("user:nopeaks", None)]
+    ranking = rank(query, pool, options)
+    assert ranking.order[0] == "aflow:AB_cF8_225_a_b" and ranking.order[-1] == "user:nopeaks"
+    best = ranking.matches["aflow:AB_cF8_225_a_b"]
+    assert (
+        best.score > 0.9
+        and best.strain == pytest.approx(0.012, abs=1e-3)
+        and best.shift == pytest.approx(-0.05, abs=0.04)
+    )
+    assert [p.material_id for p in ranking.phases] == ["aflow:AB_cF8_225_a_b"]
+    assert ranking.fwhm == pytest.approx(0.15, rel=0.15) and ranking.fwhm_estimated
+
+    second = names.index("aflow:A_hP2_194_c")
+    mixture = simulate_measured([candidates[target][1], candidates[second][1]], conditions, fractions=[1.0, 0.7], rng=2)
+    query = prepare(mixture[0].tolist(), mixture[1].tolist(), options, "mixture.xy")
+    phases = rank(query, pool, options).phases
+    assert {p.material_id for p in phases} == {"aflow:AB_cF8_225_a_b", "aflow:A_hP2_194_c"}
+    single = rank(query, pool, PatternSearchOptions(max_phases=1))
+    assert single.phases == [] and single.residual is None
+
+
+def test_prepare_names_bad_input():
+    x = np.linspace(10, 80, 500)
+    options = PatternSearchOptions(wavelength="Mo")
+    with pytest.raises(StructureInputError, match=r"scan\.xy: all intensities are zero"):
+        prepare(x.tolist(), [0.0] * 500, options, "scan.xy")
+    with pytest.raises(StructureInputError, match="unknown wavelength"):
+        prepare(x.tolist(), [1.0] * 500, PatternSearchOptions(wavelength="Zn"), "scan.xy")
+    with pytest.raises(StructureInputError, match="no peaks"):
+        prepare(x.tolist(), [1.0] * 500, PatternSearchOptions(), "flat.xy")
