@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
     from pymatgen.core import Structure
@@ -53,6 +53,29 @@ def phase_features(structure: Structure) -> tuple[PeakList, np.ndarray]:
 
     peaks = peak_list(structure)
     return peaks, peaks_fingerprint(peaks)
+
+
+class PhaseFeatures(BaseModel):
+    """What a point keeps for pattern search: its peak list (payload) and fingerprint (named vector)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    peaks_d: list[float]
+    peaks_i: list[float]
+    fingerprint: np.ndarray
+
+    @classmethod
+    def of(cls, structure: Structure) -> PhaseFeatures | None:
+        """A structure's features, or None when it cannot be simulated (no scattering factors)."""
+        try:
+            peaks, fingerprint = phase_features(structure)
+        except ValueError:
+            return None
+        d, intensity = peaks.to_lists()
+        return cls(peaks_d=d, peaks_i=intensity, fingerprint=fingerprint)
+
+    def to_payload(self) -> dict[str, list[float]]:
+        return {PEAKS_D: self.peaks_d, PEAKS_I: self.peaks_i}
 
 
 def peaks_payload(peaks: PeakList) -> dict[str, list[float]]:
