@@ -146,6 +146,28 @@ def test_ingest_builtin(tmp_path, collection, embedder):
     assert collection.count(SearchFilters(sources=["aflow"])) > 250
     nacl = collection.search(collection.get(["aflow:AB_cF8_225_a_b"], with_vectors=True)[0].vectors["crystal"], k=1)
     assert nacl[0].payload.tags["aflow"] == "AB_cF8_225_a_b"
+    _every_builtin_downloads_as_its_structure(collection, items)
+
+
+def _every_builtin_downloads_as_its_structure(store, items) -> None:
+    """Each stored built-in downloads as a CIF that matches its stored primitive cell, and (every 10th)
+    the structure as shipped; the shipped CIFs keep their file, in-memory AFLOW/pymatgen ones have none."""
+    from matconcept.encoders.builtin import builtin_structures
+    from matconcept.service.store.structures import render
+    from tests.structure_match import matches
+
+    files = {label.material_id: entry.data for entry, label in items if label.source == "cod"}  # last one wins
+    kept = store.get_structures([label.material_id for _, label in items])
+    assert len(kept) == store.count() and {m.split(":")[0] for m in kept} == {"aflow", "cod", "pymatgen"}
+    shipped = {item.material_id: item for item in builtin_structures()}
+    for i, (material_id, stored) in enumerate(sorted(kept.items())):
+        cif = render(material_id, stored, "cif").content
+        assert matches(cif, "cif", stored.pymatgen()), material_id
+        if i % 10 == 0:
+            assert matches(cif, "cif", shipped[material_id].parse().structure), material_id
+        assert stored.original() == files.get(material_id)
+    cod = next(m for m in kept if m.startswith("cod:"))
+    assert kept[cod].original_name.endswith(".cif") and "_cell_length_a" in render(cod, kept[cod], "original").content
 
 
 def test_builtin_structures_have_one_id_everywhere():

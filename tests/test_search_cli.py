@@ -132,3 +132,54 @@ def test_search_subprocess_reports_a_store_owned_by_another_process(db):
     with EdgeStore(directory / f"matconcept-{embedder.model_id}", embedder.model_id):
         proc = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 2 and "in use by another process" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_search_output_formats_table_json_csv(capsys, db):
+    """--format table|json|csv print the same hits; --json is --format json; the two must agree."""
+    import csv
+    import io
+
+    args = ("cod:2100862", "--top-k", "5")
+    _, table, _ = _search(capsys, db, *args, "--format", "table")
+    _, as_json, _ = _search(capsys, db, *args, "--format", "json")
+    _, alias, _ = _search(capsys, db, *args, "--json")
+    code, as_csv, _ = _search(capsys, db, *args, "--format", "csv")
+    assert code == 0 and json.loads(as_json) == json.loads(alias)
+    hits = json.loads(as_json)["hits"]
+    rows = list(csv.DictReader(io.StringIO(as_csv)))
+    assert (
+        [r["material_id"] for r in rows]
+        == [h["material_id"] for h in hits]
+        == [line.split()[1] for line in table.splitlines()[2:]]
+    )
+    assert [int(r["rank"]) for r in rows] == [1, 2, 3, 4, 5]
+    first = rows[0]
+    assert (first["formula"], first["spacegroup_number"], first["source"]) == ("BaTiO3", "221", "cod")
+    assert first["elements"] == "Ba O Ti" and float(first["distance"]) < 1e-3 and first["cod_id"] == "2100862"
+    assert [float(r["distance"]) for r in rows] == pytest.approx([h["distance"] for h in hits], rel=1e-5)
+    assert table.startswith("# cod:2100862: 5 nearest")
+    code, out, err = _search(capsys, db, *args, "--json", "--format", "csv")
+    assert code == 2 and "--json and --format csv disagree" in err and out == ""
+
+
+def test_get_writes_the_stored_structure(capsys, db, tmp_path):
+    """``matconcept get``: CIF, JSON and POSCAR parse to the stored structure; original is the file."""
+    from matconcept.encoders.structure_io import read_structure
+    from tests.structure_match import matches
+
+    path = cod_cif("BaTiO3_cubic")
+    stored = read_structure(path).structure  # the primitive cell ingest embedded
+    for fmt in ("cif", "json", "poscar"):
+        code = main(["get", "cod:2100862", "--db", str(db[0]), "--format", fmt])
+        out = capsys.readouterr().out
+        assert code == 0 and matches(out, fmt, stored), fmt
+    target = tmp_path / "out" / "BaTiO3.cif"
+    assert main(["get", "cod:2100862", "--db", str(db[0]), "--out", str(target)]) == 0
+    assert "written to" in capsys.readouterr().err and matches(target.read_text(), "cif", stored)
+    original = tmp_path / "original.cif"
+    assert main(["get", "cod:2100862", "--db", str(db[0]), "--format", "original", "--out", str(original)]) == 0
+    assert original.read_bytes() == path.read_bytes()
+    assert main(["get", "cod:0000000", "--db", str(db[0])]) == 2
+    assert "no stored material with this id" in capsys.readouterr().err
+    assert main(["get", "BaTiO3", "--db", str(db[0])]) == 2
+    assert "is not a material id" in capsys.readouterr().err

@@ -207,6 +207,8 @@ def test_snapshot_and_restore(tmp_path, store, points):
     store.restore(snap)
     assert store.count() == len(points)
     assert store.search(points[1].crystal, k=1)[0].material_id == points[1].payload.material_id
+    moved = [p.payload.material_id for p in points[:10]]
+    assert store.get_structures(moved) == {p.payload.material_id: p.structure for p in points[:10]}  # with the snapshot
     bad = tmp_path / "bad.tar.gz"
     bad.write_bytes(b"not a tar file")
     with pytest.raises(StoreError, match=r"bad\.tar\.gz"):
@@ -268,7 +270,109 @@ def test_remote_and_embedded_engines_agree(tmp_path, points):
                 assert [h.material_id for h in a] == [h.material_id for h in b]
             ids = [p.payload.material_id for p in points[:4]]
             assert remote.content_hashes(ids) == edge.content_hashes(ids)
+            assert (
+                remote.get_structures(ids)
+                == edge.get_structures(ids)
+                == {p.payload.material_id: p.structure for p in points[:4]}
+            )
             assert remote.delete(ids) == edge.delete(ids) == 4
     finally:
         remote.client.delete_collection(remote.collection)
         remote.close()
+
+
+class _PayloadSpy:
+    """Wraps the qdrant-edge shard and records every payload it hands back."""
+
+    def __init__(self, shard) -> None:
+        self.shard, self.payloads = shard, []
+
+    def __getattr__(self, name: str):
+        return getattr(self.shard, name)
+
+    def _seen(self, records):
+        self.payloads.extend(dict(r.payload or {}) for r in records)
+        return records
+
+    def query(self, request):
+        return self._seen(self.shard.query(request))
+
+    def retrieve(self, *args, **kwargs):
+        return self._seen(self.shard.retrieve(*args, **kwargs))
+
+    def scroll(self, request):
+        records, offset = self.shard.scroll(request)
+        return self._seen(records), offset
+
+
+def test_structures_are_kept_but_never_read_by_searches_gets_or_scrolls(store, points):
+    from matconcept.encoders.builtin import crystals_cifs
+    from matconcept.service.store.structures import STRUCTURE_FIELDS
+
+    ids = [p.payload.material_id for p in points]
+    spy = _PayloadSpy(store._shard)
+    store._shard = spy
+    try:
+        for p in points[:5]:
+            assert store.search(p.crystal, k=20, exact=True)
+        assert len(store.get(ids)) == len(ids)
+        assert sum(len(payloads) for payloads, _ in store.scroll(["formula"])) == len(ids)
+    finally:
+        store._shard = spy.shard
+    assert len(spy.payloads) > 2 * len(ids)
+    assert not [
+        sorted(set(STRUCTURE_FIELDS) & set(payload)) for payload in spy.payloads if set(STRUCTURE_FIELDS) & set(payload)
+    ]
+    kept = store.get_structures([*ids, "cod:does-not-exist"])
+    assert set(kept) == set(ids)
+    files = {}
+    for path in crystals_cifs():
+        files.setdefault(path.name, set()).add(path.read_bytes())
+    for p in points:
+        stored = kept[p.payload.material_id]
+        assert stored == p.structure and stored.original() in files[stored.original_name]
+        assert stored.pymatgen().composition.reduced_formula == p.payload.formula
+        assert len(stored.pymatgen()) == p.payload.n_sites
+
+
+def test_every_stored_structure_downloads_as_a_matching_file(store, points):
+    """Every stored material as CIF, JSON, POSCAR and its original file parses to the stored structure;
+    a disordered one keeps its occupancies in CIF and has no POSCAR; missing files are clear errors."""
+    from pymatgen.core import Lattice, Structure
+
+    from matconcept.service.store.structures import StoredStructure, StructureUnavailable, render
+    from tests.structure_match import matches
+
+    kept = store.get_structures([p.payload.material_id for p in points])
+    for material_id, stored in kept.items():
+        structure = stored.pymatgen()
+        cif = render(material_id, stored, "cif")
+        assert cif.filename == material_id.replace(":", "_") + ".cif" and cif.media_type == "chemical/x-cif"
+        assert matches(cif.content, "cif", structure), material_id
+        assert matches(render(material_id, stored, "json").content, "json", structure)
+        original = render(material_id, stored, "original")
+        assert original.filename == stored.original_name and original.media_type == "chemical/x-cif"
+        assert matches(original.content, "cif", structure), material_id  # the shipped CIF, as parsed at ingest
+        assert matches(render(material_id, stored, "poscar").content, "poscar", structure)
+    alloy = Structure(Lattice.cubic(3.6), [{"Fe": 0.5, "Ni": 0.5}, "Ni"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    disordered = StoredStructure.of(alloy)
+    assert matches(render("user:alloy", disordered, "cif").content, "cif", alloy)  # occupancies kept
+    with pytest.raises(StructureUnavailable, match="disordered") as info:
+        render("user:alloy", disordered, "poscar")
+    assert info.value.reason == "unsupported_format"
+    with pytest.raises(StructureUnavailable, match="not read from a file"):
+        render("aflow:x", disordered, "original")
+    with pytest.raises(StructureUnavailable, match="ingest it again"):
+        render("cod:1", None, "cif")
+    with pytest.raises(ValueError, match="format must be one of"):
+        render("cod:1", disordered, "xyz")
+
+
+def test_a_point_without_a_structure_reads_back_as_none(tmp_path, points):
+    """Points written before structures were kept (or by a caller that has none) still load."""
+    bare = [PointIn(payload=p.payload, crystal=p.crystal, xrd=p.xrd) for p in points[:3]]
+    with EdgeStore(tmp_path / "bare", MODEL) as s:
+        s.upsert(bare)
+        ids = [p.payload.material_id for p in bare]
+        assert s.get_structures(ids) == dict.fromkeys(ids)
+        assert [r.payload for r in s.get(ids)] == [p.payload for p in bare]

@@ -4,7 +4,7 @@
 module          commands
 ==============  ===============================================
 ``embed``       ``embed``
-``store``       ``ingest``, ``search`` (local store or ``--remote``)
+``store``       ``ingest``, ``search``, ``get`` (local store or ``--remote``)
 ``train``       ``corpus build``, ``train``, ``evaluate``
 ``serve``       ``serve``
 ``map``         ``map``

@@ -87,6 +87,24 @@ def add_json_option(parser: argparse.ArgumentParser, help: str) -> None:
     parser.add_argument("--json", action="store_true", help=help)
 
 
+def add_output_format_option(parser: argparse.ArgumentParser) -> None:
+    """``--format table|json|csv`` for a command that prints hits; ``--json`` stays as its alias."""
+    parser.add_argument(
+        "--format",
+        choices=OUTPUT_FORMATS,
+        default=None,
+        help="table (default, columns sized to their content), json (one object), or csv (one row per hit)",
+    )
+    add_json_option(parser, "same as --format json")
+
+
+def output_format(args: argparse.Namespace) -> str:
+    """The output format asked by ``--format`` and its alias ``--json`` (they must agree)."""
+    if args.json and args.format not in (None, "json"):
+        raise CliError(f"--json and --format {args.format} disagree; give one of them")
+    return "json" if args.json else args.format or "table"
+
+
 # ---------------------------------------------------------------------------------- model and store
 
 
@@ -142,6 +160,24 @@ def parse_filters(items: Sequence[str]) -> SearchFilters | None:
 
 # ------------------------------------------------------------------------------------------- output
 
+OUTPUT_FORMATS: tuple[str, ...] = ("table", "json", "csv")
+"""What commands that print hits can print."""
+CSV_COLUMNS: tuple[str, ...] = (
+    "rank",
+    "material_id",
+    "distance",
+    "formula",
+    "spacegroup_number",
+    "spacegroup_symbol",
+    "crystal_system",
+    "source",
+    "n_sites",
+    "elements",
+    "doi",
+    "cod_id",
+)
+"""Columns of ``--format csv``: the hit and the payload fields people sort and filter by."""
+
 
 def hit_table(hits: Sequence[Hit]) -> str:
     """Hits as a text table whose columns are as wide as their longest cell (long ids stay aligned)."""
@@ -159,14 +195,37 @@ def hit_table(hits: Sequence[Hit]) -> str:
     )
 
 
-def print_hits(query: str, hits: Sequence[Hit], *, using: str, model_id: str, as_json: bool) -> None:
-    """A search result on standard output: a titled table, or one JSON object with ranked hits."""
-    if as_json:
+def hit_csv(hits: Sequence[Hit]) -> str:
+    """Hits as CSV with a header row (:data:`CSV_COLUMNS`; elements space-separated, absent values empty)."""
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for rank, hit in enumerate(hits, 1):
+        p = hit.payload
+        row = {"rank": rank, "material_id": hit.material_id, "distance": f"{hit.distance:.6g}"}
+        row["elements"] = " ".join(p.elements)
+        values = [row[c] if c in row else getattr(p, c, None) for c in CSV_COLUMNS]
+        writer.writerow(["" if v is None else v for v in values])
+    return out.getvalue()
+
+
+def print_hits(
+    query: str, hits: Sequence[Hit], *, using: str, model_id: str, as_json: bool = False, fmt: str = "table"
+) -> None:
+    """A search result on standard output: a titled table, one JSON object with ranked hits, or CSV
+    (``as_json`` is ``fmt="json"``, for callers of the ``--json`` era)."""
+    fmt = "json" if as_json else fmt
+    if fmt == "json":
         ranked = [{"rank": i, **h.model_dump()} for i, h in enumerate(hits, 1)]
         print(json.dumps({"query": query, "model": model_id, "using": using, "hits": ranked}))
-        return
-    print(f"# {query}: {len(hits)} nearest by {using} vectors (model {model_id})")
-    print(hit_table(hits))
+    elif fmt == "csv":
+        sys.stdout.write(hit_csv(hits))
+    else:
+        print(f"# {query}: {len(hits)} nearest by {using} vectors (model {model_id})")
+        print(hit_table(hits))
 
 
 def note(message: str) -> None:

@@ -1,10 +1,11 @@
-"""``matconcept ingest`` and ``matconcept search``: the store, from the command line.
+"""``matconcept ingest``, ``matconcept search`` and ``matconcept get``: the store, from the command line.
 
-Both open the collection of the active model (``--model``, default: the shipped model) in the
+All open the collection of the active model (``--model``, default: the shipped model) in the
 embedded store (or on the Qdrant server of ``QDRANT_URL``). The embedded store belongs to one
 process at a time: while ``matconcept serve`` owns it, these commands say so and point to the
 service API. ``search --remote HOST:PORT`` asks a running service over gRPC instead
-(:mod:`matconcept.service.client`) and prints the same table or JSON.
+(:mod:`matconcept.service.client`) and prints the same table, JSON or CSV; ``get --remote`` likewise
+fetches a stored structure from the service instead of the store.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from matconcept.service.cli.common import (
     add_db_option,
     add_device_option,
     add_filter_option,
-    add_json_option,
     add_model_option,
+    add_output_format_option,
     open_embedder,
+    open_model,
+    output_format,
     parse_filters,
     print_hits,
     store_settings,
@@ -37,6 +40,8 @@ if TYPE_CHECKING:
     from matconcept.service.ingest.local import IngestSummary
     from matconcept.service.store import SearchFilters, VectorStore
 
+STRUCTURE_FORMATS = ("cif", "json", "poscar", "original")
+"""What ``get --format`` writes (matconcept.service.store.structures.FORMATS, without importing the store)."""
 API_KEY_ENV = "MATCONCEPT_API_KEY"
 """Environment variable whose key ``search --remote`` sends (searching needs none; a service may)."""
 
@@ -67,9 +72,23 @@ def add_parsers(subparsers: SubParsers) -> None:
         help="stored vectors to search: crystal (default; cross-modal for --xrd) or xrd",
     )
     s.add_argument("--exact", action="store_true", help="exact search even where HNSW is built")
-    add_json_option(s, "print JSON instead of a table")
+    add_output_format_option(s)
     s.add_argument("--remote", metavar="HOST:PORT", help="ask a running `matconcept serve` over gRPC")
     s.set_defaults(func=run_search)
+
+    g = subparsers.add_parser("get", help="write a stored material's structure (CIF, JSON, POSCAR or the original)")
+    add_db_option(g)
+    add_model_option(g)
+    g.add_argument("material_id", help="a stored material id, e.g. cod:1000000")
+    g.add_argument(
+        "--format",
+        choices=list(STRUCTURE_FORMATS),
+        default="cif",
+        help="cif (default), json (pymatgen), poscar, or original (the file it was stored from)",
+    )
+    g.add_argument("--out", type=Path, help="write to this file (default: standard output)")
+    g.add_argument("--remote", metavar="HOST:PORT", help="ask a running `matconcept serve` over gRPC")
+    g.set_defaults(func=run_get)
 
 
 def _add_store_options(parser: argparse.ArgumentParser) -> None:
@@ -132,6 +151,7 @@ def run_search(args: argparse.Namespace) -> int:
     if args.top_k < 1:
         raise CliError(f"--top-k must be at least 1, got {args.top_k}")
     filters = parse_filters(args.filter)
+    args.output = output_format(args)
     if args.remote:
         return _search_remote(args, filters)
     return _search_local(args, filters)
@@ -155,7 +175,7 @@ def _search_local(args: argparse.Namespace, filters: SearchFilters | None) -> in
         raise CliError(exc.message) from None
     except StoreError as exc:
         raise CliError(str(exc)) from None
-    print_hits(described, hits, using=args.using, model_id=embedder.model_id, as_json=args.json)
+    print_hits(described, hits, using=args.using, model_id=embedder.model_id, fmt=args.output)
     return 0
 
 
@@ -200,5 +220,58 @@ def _search_remote(args: argparse.Namespace, filters: SearchFilters | None) -> i
         except MatconceptError as exc:
             raise CliError(f"{args.remote}: {exc}") from None
     described = args.query or str(args.xrd)
-    print_hits(described, result.hits, using=result.using, model_id=result.model_id, as_json=args.json)
+    print_hits(described, result.hits, using=result.using, model_id=result.model_id, fmt=args.output)
     return 0
+
+
+# ---------------------------------------------------------------------------------------------- get
+
+
+def run_get(args: argparse.Namespace) -> int:
+    """Write a stored material's structure: from the store this process opens, or from ``--remote``."""
+    if ":" not in args.material_id:
+        raise CliError(f"{args.material_id!r} is not a material id (they look like cod:1000000)")
+    file = _get_remote(args) if args.remote else _get_local(args)
+    if args.out is None:
+        sys.stdout.write(file.content if file.content.endswith("\n") else file.content + "\n")
+        return 0
+    try:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(file.content, encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"{args.out}: cannot write ({exc.strerror})") from None
+    print(f"{args.material_id} ({args.format}) written to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _get_local(args: argparse.Namespace):
+    from matconcept.service.store import StoreError, open_store
+    from matconcept.service.store.structures import StructureUnavailable, render
+
+    settings = store_settings(args.db)
+    loaded = open_model(args.model)
+    model_id = loaded.model_id
+    collection = settings.db_dir / settings.collection_name(model_id)
+    if not settings.qdrant_url and not collection.exists():
+        raise CliError(f"nothing stored for model {model_id} under {settings.db_dir}; run `matconcept ingest`")
+    try:
+        with open_store(settings, model_id, loaded.info.model.embedding_dim) as store:
+            stored = store.get_structures([args.material_id])
+    except StoreError as exc:
+        raise CliError(str(exc)) from None
+    if args.material_id not in stored:
+        raise CliError(f"{args.material_id}: no stored material with this id", reason="not_found")
+    try:
+        return render(args.material_id, stored[args.material_id], args.format)
+    except StructureUnavailable as exc:
+        raise CliError(exc.message, reason=exc.reason) from None
+
+
+def _get_remote(args: argparse.Namespace):
+    from matconcept.service.client import MatconceptClient, MatconceptError
+
+    with MatconceptClient(args.remote, api_key=os.environ.get(API_KEY_ENV)) as client:
+        try:
+            return client.get_structure(args.material_id, format=args.format)
+        except MatconceptError as exc:
+            raise CliError(f"{args.remote}: {exc}") from None

@@ -37,6 +37,7 @@ from matconcept.encoders.structure_io import ParseLimits
 from matconcept.service.store.base import VectorStore
 from matconcept.service.store.payload import content_hash, material_id, payload_from_parsed
 from matconcept.service.store.records import PointIn
+from matconcept.service.store.structures import StoredStructure, file_name
 
 logger = logging.getLogger(__name__)
 
@@ -70,13 +71,21 @@ class IngestSummary(BaseModel):
 
 @dataclass(slots=True)
 class PointLabel:
-    """Who an entry is before it is parsed: its material id, content hash and tags."""
+    """Who an entry is before it is parsed: its material id, content hash and tags.
+
+    ``original`` is the file the point keeps beside its primitive cell (an upload, a CIF of a
+    collection), compressed only when the point is built, so entries skipped as unchanged cost
+    nothing; None for structures made in memory (the built-in AFLOW prototypes), whose entry is
+    only their pymatgen JSON.
+    """
 
     source: str
     source_id: str
     content_hash: str
     tags: dict[str, str] = field(default_factory=dict)
     stored_hash: str | None = None
+    original: bytes | None = field(default=None, repr=False)
+    original_name: str | None = None
 
     @property
     def material_id(self) -> str:
@@ -84,14 +93,24 @@ class PointLabel:
 
 
 def label_entry(entry: RawEntry, source: str, tags: dict[str, str] | None = None) -> PointLabel:
-    """Label a raw entry: file stem (COD id for ``cod``, see ``entry_source_id``) and the sha256 of its bytes."""
-    return PointLabel(source, entry_source_id(entry, source), content_hash(entry.data or b""), dict(tags or {}))
+    """Label a raw entry: file stem (COD id for ``cod``, see ``entry_source_id``), the sha256 of its bytes,
+    and the bytes themselves, which the point keeps as its original file."""
+    data = entry.data or b""
+    return PointLabel(
+        source,
+        entry_source_id(entry, source),
+        content_hash(data),
+        dict(tags or {}),
+        original=entry.data,
+        original_name=file_name(entry.name),
+    )
 
 
 def points_from_featurized(
     results: Sequence[Featurized], labels: Sequence[PointLabel], embedder: Embedder
 ) -> list[PointIn]:
-    """Embed successfully featurized entries in one batch and build their points (payload + 2 vectors)."""
+    """Embed successfully featurized entries in one batch and build their points (payload + 2 vectors
+    + the structure: the primitive cell as embedded and the label's original file, if any)."""
     if len(results) != len(labels):
         raise ValueError(f"{len(results)} results but {len(labels)} labels")
     if not results:
@@ -102,6 +121,7 @@ def points_from_featurized(
             payload=payload_from_parsed(r.parsed, lab.source, lab.source_id, lab.content_hash, lab.tags),
             crystal=c,
             xrd=x,
+            structure=StoredStructure.of(r.parsed.structure, lab.original, lab.original_name),
         )
         for r, lab, c, x in zip(results, labels, crystal, xrd, strict=True)
     ]
@@ -315,7 +335,10 @@ def builtin_items() -> Iterator[tuple[RawEntry, PointLabel]]:
 
     for item in builtin_structures():
         entry = item.raw_entry()
-        yield entry, PointLabel(item.source, item.source_id, content_hash(entry.data or b""), dict(item.tags))
+        label = PointLabel(item.source, item.source_id, content_hash(entry.data or b""), dict(item.tags))
+        if item.file is not None:  # a shipped CIF is kept; the JSON of an in-memory structure is not a file
+            label.original, label.original_name = entry.data, file_name(entry.name)
+        yield entry, label
 
 
 def ingest_builtin(store: VectorStore, embedder: Embedder, **kwargs) -> IngestSummary:

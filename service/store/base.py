@@ -17,6 +17,7 @@ from typing import Any, Literal
 import numpy as np
 
 from matconcept.service.store.records import VECTOR_NAMES, Hit, MaterialPayload, MaterialRecord, PointIn, SearchFilters
+from matconcept.service.store.structures import STRUCTURE_FIELDS, StoredStructure
 
 VectorName = Literal["crystal", "xrd"]
 
@@ -112,18 +113,32 @@ class VectorStore(ABC):
         """
 
     @abstractmethod
-    def _retrieve(self, material_ids: list[str], with_payload: bool, with_vectors: bool) -> list[Any]:
-        """The engine's point records (``.id``, ``.payload``, ``.vector``) for these material ids."""
+    def _retrieve(self, material_ids: list[str], with_payload: Any, with_vectors: bool) -> list[Any]:
+        """The engine's point records (``.id``, ``.payload``, ``.vector``) for these material ids.
+
+        ``with_payload``: a bool, a list of fields, or the engine's selector (:meth:`_metadata_only`).
+        """
+
+    @abstractmethod
+    def _metadata_only(self) -> Any:
+        """The engine's payload selector of everything but the structure fields (``STRUCTURE_FIELDS``):
+        what searches, gets and scrolls read, so a kept structure costs them nothing."""
 
     def get(self, material_ids: list[str], with_vectors: bool = False) -> list[MaterialRecord]:
         """Stored materials by id, in the order asked; unknown ids are simply absent."""
         found = {}
-        for r in self._retrieve(material_ids, True, with_vectors):
+        for r in self._retrieve(material_ids, self._metadata_only(), with_vectors):
             vectors = {k: list(map(float, v)) for k, v in r.vector.items()} if with_vectors and r.vector else None
             found[r.payload["material_id"]] = MaterialRecord(
                 material_id=r.payload["material_id"], payload=MaterialPayload(**r.payload), vectors=vectors
             )
         return [found[m] for m in dict.fromkeys(material_ids) if m in found]
+
+    def get_structures(self, material_ids: list[str]) -> dict[str, StoredStructure | None]:
+        """material id → its stored structure, for the stored ids (None for a point stored before
+        structures were kept); the only read of the structure fields."""
+        records = self._retrieve(material_ids, ["material_id", *STRUCTURE_FIELDS], False)
+        return {r.payload["material_id"]: StoredStructure.from_payload(r.payload) for r in records}
 
     @abstractmethod
     def delete(self, material_ids: list[str]) -> int:

@@ -42,6 +42,7 @@ from matconcept.service.store.base import (
 )
 from matconcept.service.store.payload import point_id_for
 from matconcept.service.store.records import VECTOR_NAMES, Hit, MaterialPayload, PointIn, SearchFilters
+from matconcept.service.store.structures import STRUCTURE_FIELDS
 
 logger = logging.getLogger(__name__)
 
@@ -149,6 +150,7 @@ class EdgeStore(VectorStore):
         params = q.EdgeVectorParams(size=self.dim, distance=q.Distance.Euclid)
         return q.EdgeConfig(
             vectors={name: params for name in VECTOR_NAMES},
+            payload_memory=q.Memory.Cold,  # payloads (with the kept structures) on disk, read per hit
             hnsw_config=q.HnswIndexConfig(
                 m=HNSW_M, ef_construct=HNSW_EF_CONSTRUCT, full_scan_threshold=FULL_SCAN_THRESHOLD_KB
             ),
@@ -187,7 +189,7 @@ class EdgeStore(VectorStore):
                 "crystal": check_vector(p.crystal, self.dim, f"{p.payload.material_id} crystal vector"),
                 "xrd": check_vector(p.xrd, self.dim, f"{p.payload.material_id} xrd vector"),
             }
-            out.append(q.Point(point_id_for(p.payload.material_id), vectors, p.payload.model_dump(mode="json")))
+            out.append(q.Point(point_id_for(p.payload.material_id), vectors, p.stored_payload()))
         self.shard.update(q.UpdateOperation.upsert_points(out))
 
     def search(
@@ -206,12 +208,19 @@ class EdgeStore(VectorStore):
         # Segments without HNSW (small, or not yet optimized) are scanned exactly whatever is asked.
         params = q.SearchParams(exact=True) if exact else q.SearchParams(hnsw_ef=max(HNSW_EF, k))
         request = q.QueryRequest(
-            limit=k, query=query, filter=build_filter(filters, self._models), params=params, with_payload=True
+            limit=k,
+            query=query,
+            filter=build_filter(filters, self._models),
+            params=params,
+            with_payload=self._metadata_only(),
         )
         return [
             Hit(material_id=p.payload["material_id"], distance=float(p.score), payload=MaterialPayload(**p.payload))
             for p in self.shard.query(request)
         ]
+
+    def _metadata_only(self):
+        return self._q.PayloadSelector.Exclude(list(STRUCTURE_FIELDS))
 
     def _retrieve(self, material_ids: list[str], with_payload, with_vectors: bool) -> list:
         ids = [point_id_for(m) for m in material_ids]

@@ -17,6 +17,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from matconcept.encoders.symmetry import crystal_system
+from matconcept.service.store.structures import StoredStructure, StructureFile
 
 VECTOR_NAMES: tuple[str, ...] = ("crystal", "xrd")
 """Named vectors per point: the structure encoder's and the XRD encoder's (on the simulated pattern)."""
@@ -202,6 +203,7 @@ class MaterialRecord(BaseModel):
     material_id: str
     payload: MaterialPayload
     vectors: dict[str, list[float]] | None = None
+    structure: StructureFile | None = Field(default=None, description="the stored structure, only when asked for")
 
 
 class PointIn(BaseModel):
@@ -212,6 +214,12 @@ class PointIn(BaseModel):
     payload: MaterialPayload
     crystal: np.ndarray
     xrd: np.ndarray
+    structure: StoredStructure | None = Field(default=None, description="kept in the payload, never searched")
+
+    def stored_payload(self) -> dict[str, Any]:
+        """The engine payload: the metadata and, when given, the structure fields."""
+        payload = self.payload.model_dump(mode="json")
+        return payload | self.structure.to_payload() if self.structure is not None else payload
 
     @field_validator("crystal", "xrd", mode="before")
     @classmethod

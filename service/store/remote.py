@@ -26,6 +26,7 @@ from matconcept.service.store.base import (
 )
 from matconcept.service.store.payload import point_id_for
 from matconcept.service.store.records import VECTOR_NAMES, Hit, MaterialPayload, PointIn, SearchFilters
+from matconcept.service.store.structures import STRUCTURE_FIELDS
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ class RemoteStore(VectorStore):
             self.client.create_collection(
                 self.collection,
                 vectors_config=dict.fromkeys(VECTOR_NAMES, params),
+                on_disk_payload=True,  # payloads (with the kept structures) on disk; indexed fields stay in RAM
                 metadata={"model_id": self.model_id},
             )
         for name in KEYWORD_INDEXES:
@@ -93,7 +95,7 @@ class RemoteStore(VectorStore):
                     "crystal": check_vector(p.crystal, self.dim, f"{p.payload.material_id} crystal vector"),
                     "xrd": check_vector(p.xrd, self.dim, f"{p.payload.material_id} xrd vector"),
                 },
-                payload=p.payload.model_dump(mode="json"),
+                payload=p.stored_payload(),
             )
             for p in points
         ]
@@ -118,12 +120,15 @@ class RemoteStore(VectorStore):
             query_filter=build_filter(filters, self._models),
             search_params=params,
             limit=k,
-            with_payload=True,
+            with_payload=self._metadata_only(),
         )
         return [
             Hit(material_id=p.payload["material_id"], distance=float(p.score), payload=MaterialPayload(**p.payload))
             for p in result.points
         ]
+
+    def _metadata_only(self):
+        return self._m.PayloadSelectorExclude(exclude=list(STRUCTURE_FIELDS))
 
     def _retrieve(self, material_ids: list[str], with_payload, with_vectors: bool) -> list:
         ids = [point_id_for(m) for m in material_ids]
