@@ -90,3 +90,34 @@ def test_prepare_names_bad_input():
         prepare(x.tolist(), [1.0] * 500, PatternSearchOptions(wavelength="Zn"), "scan.xy")
     with pytest.raises(StructureInputError, match="no peaks"):
         prepare(x.tolist(), [1.0] * 500, PatternSearchOptions(), "flat.xy")
+
+
+# -- the "only these elements" filter, on the embedded engine ----------------------------------------
+def test_elements_only_keeps_subsets_of_the_set(tmp_path, random_model):
+    from matconcept.encoders.structure_io import from_structure
+    from matconcept.service.app import convert
+    from matconcept.service.store.edge import EdgeStore
+    from matconcept.service.store.payload import payload_from_parsed
+    from matconcept.service.store.records import PointIn, SearchFilters
+
+    chosen = {p.source_id: p.structure for p in aflow_prototypes()[:40]}
+    points = []
+    for source_id, structure in chosen.items():
+        parsed = from_structure(structure, source_id)
+        vector = np.random.default_rng(len(points)).normal(size=8).astype(np.float32)
+        points.append(PointIn(payload=payload_from_parsed(parsed, "aflow", source_id, "h"), crystal=vector, xrd=vector))
+    with EdgeStore(tmp_path / "store", "mc-test", 8) as store:
+        store.upsert(points)
+        allowed = {"Na", "Cl", "Cu", "Au", "O"}
+        filters = SearchFilters(elements_only=sorted(allowed))
+        hits = store.search(np.ones(8, dtype=np.float32), using="crystal", k=40, filters=filters, exact=True)
+        expected = {p.payload.material_id for p in points if set(p.payload.elements) <= allowed}
+        assert expected and {h.material_id for h in hits} == expected
+        assert store.count(filters) == len(expected)
+        both = SearchFilters(elements_only=["Na", "Cl", "Cu"], elements_all=["Cu"])
+        assert all("Cu" in h.payload.elements for h in store.search(np.ones(8), using="crystal", k=40, filters=both))
+    assert convert.filters_from_pb(convert.filters_to_pb(filters)) == filters
+    with pytest.raises(ValueError, match=r"\['Fe'\] are required but not among elements_only"):
+        SearchFilters(elements_only=["O"], elements_all=["Fe"])
+    with pytest.raises(ValueError, match="elements_only: 'Xx' is not an element symbol"):
+        SearchFilters(elements_only="Na,Xx")

@@ -93,6 +93,7 @@ def filters_from_pb(m: pb.Filters) -> SearchFilters | None:
     values = {
         "elements_all": list(m.elements_all),
         "elements_none": list(m.elements_none),
+        "elements_only": list(m.elements_only),
         "chemical_system": m.chemical_system or None,
         "spacegroup_number": _opt(m, "spacegroup_number"),
         "min_sites": _opt(m, "min_sites"),
@@ -109,6 +110,7 @@ def filters_to_pb(f: SearchFilters | None) -> pb.Filters:
     m = pb.Filters(
         elements_all=f.elements_all,
         elements_none=f.elements_none,
+        elements_only=f.elements_only,
         chemical_system=f.chemical_system or "",
         sources=f.sources,
     )

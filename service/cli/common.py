@@ -36,7 +36,7 @@ EXIT_INTERRUPTED = 130
 """Exit status after SIGINT (128 + 2, as shells report it)."""
 
 FILTER_HELP = (
-    "KEY=VALUE, repeatable: elements_all=Li,O  elements_none=Pb  chemical_system=Co-Li-O  "
+    "KEY=VALUE, repeatable: elements_all=Li,O  elements_none=Pb  elements_only=Li,Co,O  chemical_system=Co-Li-O  "
     "spacegroup_number=225  min_sites=1  max_sites=20  sources=cod,aflow"
 )
 

@@ -8,6 +8,7 @@ the engines answer the same questions the same way.
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,6 +38,14 @@ class StoreLockedError(StoreError):
     """The embedded store directory is owned by another process."""
 
 
+@functools.cache
+def all_elements() -> frozenset[str]:
+    """Every element symbol pymatgen knows (what a stored ``elements`` list can hold)."""
+    from pymatgen.core.periodic_table import Element
+
+    return frozenset(e.symbol for e in Element)
+
+
 def build_filter(filters: SearchFilters | None, models: SimpleNamespace) -> Any | None:
     """Translate :class:`SearchFilters` into an engine's ``Filter`` (``None`` when nothing is asked).
 
@@ -55,6 +64,9 @@ def build_filter(filters: SearchFilters | None, models: SimpleNamespace) -> Any 
         must.append(cond(key="n_elements", match=match(value=len(filters.chemical_system_elements))))
     if filters.elements_none:
         must_not.append(cond(key="elements", match=any_of(any=list(filters.elements_none))))
+    if filters.elements_only:  # no element outside the set: "none of all the others"
+        outside = sorted(all_elements() - set(filters.elements_only))
+        must_not.append(cond(key="elements", match=any_of(any=outside)))
     if filters.spacegroup_number is not None:
         must.append(cond(key="spacegroup_number", match=match(value=filters.spacegroup_number)))
     if filters.min_sites is not None or filters.max_sites is not None:

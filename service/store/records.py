@@ -144,13 +144,17 @@ class SearchFilters(BaseModel):
 
     elements_all: list[str] = Field(default_factory=list, description="must contain all of these elements")
     elements_none: list[str] = Field(default_factory=list, description="must contain none of these elements")
+    elements_only: list[str] = Field(
+        default_factory=list,
+        description="only these elements, not necessarily all (a subset of the set, e.g. from XRF or EDS)",
+    )
     chemical_system: str | None = Field(default=None, description='exactly these elements, e.g. "Co-Li-O"')
     spacegroup_number: int | None = Field(default=None, ge=1, le=230)
     min_sites: int | None = Field(default=None, ge=1)
     max_sites: int | None = Field(default=None, ge=1)
     sources: list[str] = Field(default_factory=list, description="any of these sources")
 
-    @field_validator("elements_all", "elements_none", mode="before")
+    @field_validator("elements_all", "elements_none", "elements_only", mode="before")
     @classmethod
     def _elements(cls, value: Any, info) -> list[str]:
         return _element_list(value, info.field_name)
@@ -179,6 +183,10 @@ class SearchFilters(BaseModel):
         clash = set(self.elements_all) & set(self.elements_none)
         if clash:
             raise ValueError(f"elements {sorted(clash)} are both required and excluded")
+        if self.elements_only:
+            outside = (set(self.elements_all) | set(self.chemical_system_elements)) - set(self.elements_only)
+            if outside:
+                raise ValueError(f"elements {sorted(outside)} are required but not among elements_only")
         return self
 
     @property

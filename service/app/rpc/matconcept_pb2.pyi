@@ -84,7 +84,7 @@ class EmbedResponse(_message.Message):
     def __init__(self, model_id: _Optional[str] = ..., crystal: _Optional[_Iterable[float]] = ..., xrd: _Optional[_Iterable[float]] = ..., structure: _Optional[_Union[StructureSummary, _Mapping]] = ...) -> None: ...
 
 class Filters(_message.Message):
-    __slots__ = ("elements_all", "elements_none", "chemical_system", "spacegroup_number", "min_sites", "max_sites", "sources")
+    __slots__ = ("elements_all", "elements_none", "chemical_system", "spacegroup_number", "min_sites", "max_sites", "sources", "elements_only")
     ELEMENTS_ALL_FIELD_NUMBER: _ClassVar[int]
     ELEMENTS_NONE_FIELD_NUMBER: _ClassVar[int]
     CHEMICAL_SYSTEM_FIELD_NUMBER: _ClassVar[int]
@@ -92,6 +92,7 @@ class Filters(_message.Message):
     MIN_SITES_FIELD_NUMBER: _ClassVar[int]
     MAX_SITES_FIELD_NUMBER: _ClassVar[int]
     SOURCES_FIELD_NUMBER: _ClassVar[int]
+    ELEMENTS_ONLY_FIELD_NUMBER: _ClassVar[int]
     elements_all: _containers.RepeatedScalarFieldContainer[str]
     elements_none: _containers.RepeatedScalarFieldContainer[str]
     chemical_system: str
@@ -99,7 +100,8 @@ class Filters(_message.Message):
     min_sites: int
     max_sites: int
     sources: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, elements_all: _Optional[_Iterable[str]] = ..., elements_none: _Optional[_Iterable[str]] = ..., chemical_system: _Optional[str] = ..., spacegroup_number: _Optional[int] = ..., min_sites: _Optional[int] = ..., max_sites: _Optional[int] = ..., sources: _Optional[_Iterable[str]] = ...) -> None: ...
+    elements_only: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, elements_all: _Optional[_Iterable[str]] = ..., elements_none: _Optional[_Iterable[str]] = ..., chemical_system: _Optional[str] = ..., spacegroup_number: _Optional[int] = ..., min_sites: _Optional[int] = ..., max_sites: _Optional[int] = ..., sources: _Optional[_Iterable[str]] = ..., elements_only: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Vector(_message.Message):
     __slots__ = ("values",)
