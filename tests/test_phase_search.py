@@ -13,6 +13,7 @@ from matconcept.encoders.errors import StructureInputError
 from matconcept.encoders.xrd.fingerprint import FINGERPRINT_DIM
 from matconcept.encoders.xrd.synthetic import MeasuredConditions, simulate_measured
 from matconcept.service.app.phase_search import Candidate, PatternSearchOptions, prepare, rank
+from matconcept.service.store.peaks import FINGERPRINT_DIM as STORE_FINGERPRINT_DIM
 from matconcept.service.store.peaks import (
     PEAKS_D,
     PEAKS_I,
@@ -47,7 +48,7 @@ def test_peaks_round_trip_through_a_payload(batio3):
     assert set(payload) == {PEAKS_D, PEAKS_I} and all(isinstance(v, float) for v in payload[PEAKS_D])
     back = peaks_from_payload(payload)
     assert back.d == pytest.approx(peaks.d, abs=1e-5) and back.intensity == pytest.approx(peaks.intensity, abs=1e-5)
-    assert fingerprint.shape == (FINGERPRINT_DIM,)
+    assert fingerprint.shape == (FINGERPRINT_DIM,) == (STORE_FINGERPRINT_DIM,)  # the store's copy agrees
     assert peaks_from_payload({"formula": "x"}) is None
     assert peaks_for({}, batio3).d == pytest.approx(peaks.d)  # an older point: simulated from its structure
     assert peaks_for({}, None) is None
@@ -121,3 +122,64 @@ def test_elements_only_keeps_subsets_of_the_set(tmp_path, random_model):
         SearchFilters(elements_only=["O"], elements_all=["Fe"])
     with pytest.raises(ValueError, match="elements_only: 'Xx' is not an element symbol"):
         SearchFilters(elements_only="Na,Xx")
+
+
+def test_points_keep_peaks_and_fingerprint_searchable(tmp_path, batio3):
+    """Ingest stores each point's peak list (payload, never in a hit) and fingerprint (a named vector)."""
+    from matconcept.encoders.structure_io import from_structure
+    from matconcept.encoders.xrd.fingerprint import query_fingerprint
+    from matconcept.encoders.xrd.match import prepare_query
+    from matconcept.encoders.xrd.measured import measured_on_grid
+    from matconcept.service.store.edge import EdgeStore
+    from matconcept.service.store.payload import payload_from_parsed
+    from matconcept.service.store.peaks import FINGERPRINT, PhaseFeatures
+    from matconcept.service.store.records import PointIn
+
+    structures = {p.source_id: p.structure for p in aflow_prototypes()[:30]}
+    structures["BaTiO3"] = batio3
+    points = []
+    for i, (source_id, structure) in enumerate(structures.items()):
+        payload = payload_from_parsed(from_structure(structure, source_id), "aflow", source_id, "h")
+        vector = np.random.default_rng(i).normal(size=8).astype(np.float32)
+        points.append(PointIn(payload=payload, crystal=vector, xrd=vector, phase=PhaseFeatures.of(structure)))
+    with EdgeStore(tmp_path / "store", "mc-test", 8) as store:
+        assert store.has_vector(FINGERPRINT)
+        store.upsert(points)
+        conditions = MeasuredConditions(strain=-0.01, fwhm=0.1, noise=0.02, background=0.05)
+        on_grid = measured_on_grid(*simulate_measured(batio3, conditions, rng=3))
+        query = prepare_query(on_grid.pattern, covered=on_grid.covered)
+        hits = store.search(query_fingerprint(query), using=FINGERPRINT, k=5)
+        assert hits[0].material_id == "aflow:BaTiO3"
+        assert "peaks_d" not in hits[0].payload.model_dump() and hits[0].match is None
+        peaks = store.get_peaks(["aflow:BaTiO3", "aflow:missing"])
+        assert list(peaks) == ["aflow:BaTiO3"] and peaks["aflow:BaTiO3"].d[0] == pytest.approx(4.0, rel=0.01)
+        with pytest.raises(ValueError, match="using must be one of"):
+            store.search(np.ones(8), using="peaks", k=1)
+
+
+def test_a_store_made_before_fingerprints_keeps_working(tmp_path, monkeypatch, batio3):
+    """Its shard has two vectors: points are written without the fingerprint, a fingerprint search
+    is refused by name, and peak lists are simulated from the stored structure."""
+    from matconcept.encoders.structure_io import from_structure
+    from matconcept.service.store import edge
+    from matconcept.service.store.base import StoreError
+    from matconcept.service.store.payload import payload_from_parsed
+    from matconcept.service.store.peaks import FINGERPRINT, PhaseFeatures
+    from matconcept.service.store.records import PointIn
+    from matconcept.service.store.structures import StoredStructure
+
+    with monkeypatch.context() as patch:
+        patch.setattr(edge, "vector_sizes", lambda dim: {"crystal": dim, "xrd": dim})
+        with edge.EdgeStore(tmp_path / "old", "mc-test", 8):
+            pass
+    payload = payload_from_parsed(from_structure(batio3, "BaTiO3"), "user", "BaTiO3", "h")
+    vector = np.ones(8, dtype=np.float32)
+    with edge.EdgeStore(tmp_path / "old", "mc-test", 8) as store:
+        assert not store.has_vector(FINGERPRINT)
+        store.upsert([PointIn(payload=payload, crystal=vector, xrd=vector, phase=PhaseFeatures.of(batio3))])
+        assert store.search(vector, using="xrd", k=1)[0].material_id == "user:BaTiO3"
+        with pytest.raises(StoreError, match="keeps no fingerprint vectors"):
+            store.search(np.ones(FINGERPRINT_DIM), using=FINGERPRINT, k=1)
+        older = PointIn(payload=payload, crystal=vector, xrd=vector, structure=StoredStructure.of(batio3))
+        store.upsert([older])  # an older point: no peak list, but its structure
+        assert store.get_peaks(["user:BaTiO3"])["user:BaTiO3"].d[0] == pytest.approx(4.0, rel=0.01)

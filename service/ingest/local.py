@@ -36,6 +36,7 @@ from matconcept.encoders.sources import RawEntry, entry_source_id, iter_entries
 from matconcept.encoders.structure_io import ParseLimits
 from matconcept.service.store.base import VectorStore
 from matconcept.service.store.payload import content_hash, material_id, payload_from_parsed
+from matconcept.service.store.peaks import PhaseFeatures
 from matconcept.service.store.records import PointIn
 from matconcept.service.store.structures import StoredStructure, file_name
 
@@ -122,6 +123,7 @@ def points_from_featurized(
             crystal=c,
             xrd=x,
             structure=StoredStructure.of(r.parsed.structure, lab.original, lab.original_name),
+            phase=PhaseFeatures.of(r.parsed.structure),  # peak list + fingerprint, for pattern search
         )
         for r, lab, c, x in zip(results, labels, crystal, xrd, strict=True)
     ]

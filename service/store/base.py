@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from matconcept.service.store.peaks import FINGERPRINT, FINGERPRINT_DIM, PEAK_FIELDS, peaks_for
 from matconcept.service.store.records import VECTOR_NAMES, Hit, MaterialPayload, MaterialRecord, PointIn, SearchFilters
 from matconcept.service.store.structures import STRUCTURE_FIELDS, StoredStructure
 
@@ -87,9 +88,24 @@ def check_vector(vector: np.ndarray, dim: int, what: str = "query vector") -> li
 
 
 def check_using(using: str) -> str:
-    if using not in VECTOR_NAMES:
+    if using not in (*VECTOR_NAMES, FINGERPRINT):
         raise ValueError(f"using must be one of {VECTOR_NAMES}, got {using!r}")
     return using
+
+
+def vector_sizes(dim: int) -> dict[str, int]:
+    """The named vectors of a new collection and their sizes: the model's two and the fingerprint."""
+    return {**dict.fromkeys(VECTOR_NAMES, dim), FINGERPRINT: FINGERPRINT_DIM}
+
+
+def point_vectors(point: PointIn, sizes: dict[str, int]) -> dict[str, list[float]]:
+    """A point's vectors for the engine: both model vectors, and the fingerprint where the collection
+    has one (collections made before it existed do not) and the point carries it."""
+    mid = point.payload.material_id
+    vectors = {name: check_vector(getattr(point, name), sizes[name], f"{mid} {name} vector") for name in VECTOR_NAMES}
+    if FINGERPRINT in sizes and point.phase is not None:
+        vectors[FINGERPRINT] = check_vector(point.phase.fingerprint, sizes[FINGERPRINT], f"{mid} fingerprint")
+    return vectors
 
 
 class VectorStore(ABC):
@@ -104,6 +120,12 @@ class VectorStore(ABC):
     model_id: str
     dim: int
     engine: str
+    sizes: dict[str, int]
+    """The named vectors this collection holds and their sizes (``fingerprint`` only in collections
+    made since pattern search keeps one)."""
+
+    def has_vector(self, name: str) -> bool:
+        return name in self.sizes
 
     @abstractmethod
     def upsert(self, points: list[PointIn]) -> None:
@@ -145,6 +167,20 @@ class VectorStore(ABC):
                 material_id=r.payload["material_id"], payload=MaterialPayload(**r.payload), vectors=vectors
             )
         return [found[m] for m in dict.fromkeys(material_ids) if m in found]
+
+    def get_peaks(self, material_ids: list[str]) -> dict[str, Any]:
+        """material id → its peak list (:class:`~matconcept.encoders.xrd.peaks.PeakList`) for the stored
+        ids: kept in the payload, or, for a point stored before peak lists were kept, simulated from
+        its stored structure; None where neither exists."""
+        fields = ["material_id", *PEAK_FIELDS]
+        records = self._retrieve(material_ids, fields, False)
+        out = {r.payload["material_id"]: peaks_for(r.payload, None) for r in records}
+        older = [m for m, peaks in out.items() if peaks is None]
+        if older:
+            for m, stored in self.get_structures(older).items():
+                structure = stored.pymatgen() if stored is not None else None
+                out[m] = peaks_for({}, structure) if structure is not None else None
+        return out
 
     def get_structures(self, material_ids: list[str]) -> dict[str, StoredStructure | None]:
         """material id → its stored structure, for the stored ids (None for a point stored before

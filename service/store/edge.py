@@ -39,8 +39,11 @@ from matconcept.service.store.base import (
     build_filter,
     check_using,
     check_vector,
+    point_vectors,
+    vector_sizes,
 )
 from matconcept.service.store.payload import point_id_for
+from matconcept.service.store.peaks import PEAK_FIELDS
 from matconcept.service.store.records import VECTOR_NAMES, Hit, MaterialPayload, PointIn, SearchFilters
 from matconcept.service.store.structures import STRUCTURE_FIELDS
 
@@ -147,9 +150,8 @@ class EdgeStore(VectorStore):
     # -- shard -------------------------------------------------------------------------------
     def _config(self):
         q = self._q
-        params = q.EdgeVectorParams(size=self.dim, distance=q.Distance.Euclid)
         return q.EdgeConfig(
-            vectors={name: params for name in VECTOR_NAMES},
+            vectors={name: q.EdgeVectorParams(size=n, distance=q.Distance.Euclid) for name, n in self.sizes.items()},
             payload_memory=q.Memory.Cold,  # payloads (with the kept structures) on disk, read per hit
             hnsw_config=q.HnswIndexConfig(
                 m=HNSW_M, ef_construct=HNSW_EF_CONSTRUCT, full_scan_threshold=FULL_SCAN_THRESHOLD_KB
@@ -159,9 +161,13 @@ class EdgeStore(VectorStore):
     def _open_shard(self, path: Path | None = None):
         q = self._q
         path = path or self.directory / SHARD_DIR
-        if (path / "edge_config.json").exists():
+        config = path / "edge_config.json"
+        if config.exists():
             shard = q.EdgeShard.load(str(path))
+            # A shard made before the fingerprint vector existed keeps its two vectors.
+            self.sizes = {name: v["size"] for name, v in json.loads(config.read_text())["vectors"].items()}
         else:
+            self.sizes = vector_sizes(self.dim)
             shard = q.EdgeShard.create(str(path), self._config())
         existing = set(shard.info().payload_schema)
         for name in KEYWORD_INDEXES:
@@ -183,13 +189,10 @@ class EdgeStore(VectorStore):
         if not points:
             return
         q = self._q
-        out = []
-        for p in points:
-            vectors = {
-                "crystal": check_vector(p.crystal, self.dim, f"{p.payload.material_id} crystal vector"),
-                "xrd": check_vector(p.xrd, self.dim, f"{p.payload.material_id} xrd vector"),
-            }
-            out.append(q.Point(point_id_for(p.payload.material_id), vectors, p.stored_payload()))
+        out = [
+            q.Point(point_id_for(p.payload.material_id), point_vectors(p, self.sizes), p.stored_payload())
+            for p in points
+        ]
         self.shard.update(q.UpdateOperation.upsert_points(out))
 
     def search(
@@ -204,7 +207,9 @@ class EdgeStore(VectorStore):
         q = self._q
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
-        query = q.Query.Nearest(check_vector(vector, self.dim), using=check_using(using))
+        if not self.has_vector(check_using(using)):
+            raise StoreError(f"this store keeps no {using} vectors (made before they existed)")
+        query = q.Query.Nearest(check_vector(vector, self.sizes[using]), using=using)
         # Segments without HNSW (small, or not yet optimized) are scanned exactly whatever is asked.
         params = q.SearchParams(exact=True) if exact else q.SearchParams(hnsw_ef=max(HNSW_EF, k))
         request = q.QueryRequest(
@@ -220,7 +225,7 @@ class EdgeStore(VectorStore):
         ]
 
     def _metadata_only(self):
-        return self._q.PayloadSelector.Exclude(list(STRUCTURE_FIELDS))
+        return self._q.PayloadSelector.Exclude([*STRUCTURE_FIELDS, *PEAK_FIELDS])
 
     def _retrieve(self, material_ids: list[str], with_payload, with_vectors: bool) -> list:
         ids = [point_id_for(m) for m in material_ids]

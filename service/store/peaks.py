@@ -40,6 +40,9 @@ PEAK_FIELDS: tuple[str, ...] = (PEAKS_D, PEAKS_I)
 
 FINGERPRINT = "fingerprint"
 """Name of the strain-tolerant physics vector (cosine-like: unit L2, searched by Euclidean distance)."""
+FINGERPRINT_DIM = 608
+"""Its size: :data:`matconcept.encoders.xrd.fingerprint.FINGERPRINT_DIM`, repeated here so that reading a
+store's layout does not import the simulator (pymatgen); a test checks the two agree."""
 
 
 def phase_features(structure: Structure) -> tuple[PeakList, np.ndarray]:

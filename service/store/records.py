@@ -17,6 +17,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from matconcept.encoders.symmetry import crystal_system
+from matconcept.service.store.peaks import PatternMatch, PhaseFeatures
 from matconcept.service.store.structures import StoredStructure, StructureFile
 
 VECTOR_NAMES: tuple[str, ...] = ("crystal", "xrd")
@@ -198,11 +199,16 @@ class SearchFilters(BaseModel):
 
 
 class Hit(BaseModel):
-    """One search result: Euclidean distance (smaller is closer) and the stored payload."""
+    """One search result: Euclidean distance (smaller is closer) and the stored payload.
+
+    A pattern query's hits are re-ranked by search-match: ``match`` holds that score, the fitted
+    strain and zero shift; ``distance`` stays the embedding distance of the first stage.
+    """
 
     material_id: str
     distance: float
     payload: MaterialPayload
+    match: PatternMatch | None = None
 
 
 class MaterialRecord(BaseModel):
@@ -223,11 +229,18 @@ class PointIn(BaseModel):
     crystal: np.ndarray
     xrd: np.ndarray
     structure: StoredStructure | None = Field(default=None, description="kept in the payload, never searched")
+    phase: PhaseFeatures | None = Field(
+        default=None, description="peak list (payload, never searched) and fingerprint (a named vector)"
+    )
 
     def stored_payload(self) -> dict[str, Any]:
-        """The engine payload: the metadata and, when given, the structure fields."""
+        """The engine payload: the metadata and, when given, the structure and peak-list fields."""
         payload = self.payload.model_dump(mode="json")
-        return payload | self.structure.to_payload() if self.structure is not None else payload
+        if self.structure is not None:
+            payload |= self.structure.to_payload()
+        if self.phase is not None:
+            payload |= self.phase.to_payload()
+        return payload
 
     @field_validator("crystal", "xrd", mode="before")
     @classmethod

@@ -23,8 +23,11 @@ from matconcept.service.store.base import (
     build_filter,
     check_using,
     check_vector,
+    point_vectors,
+    vector_sizes,
 )
 from matconcept.service.store.payload import point_id_for
+from matconcept.service.store.peaks import PEAK_FIELDS
 from matconcept.service.store.records import VECTOR_NAMES, Hit, MaterialPayload, PointIn, SearchFilters
 from matconcept.service.store.structures import STRUCTURE_FIELDS
 
@@ -70,13 +73,17 @@ class RemoteStore(VectorStore):
             info = self.client.get_collection(self.collection)
             vectors = info.config.params.vectors
             sizes = {name: v.size for name, v in vectors.items()} if isinstance(vectors, dict) else {}
-            if sizes != dict.fromkeys(VECTOR_NAMES, self.dim):
+            # A collection made before the fingerprint vector existed keeps its two vectors.
+            if {name: sizes.get(name) for name in VECTOR_NAMES} != dict.fromkeys(VECTOR_NAMES, self.dim):
                 raise StoreError(f"collection {self.collection} has vectors {sizes}, expected {self.dim}-d crystal/xrd")
+            self.sizes = sizes
         else:
-            params = m.VectorParams(size=self.dim, distance=m.Distance.EUCLID)
+            self.sizes = vector_sizes(self.dim)
             self.client.create_collection(
                 self.collection,
-                vectors_config=dict.fromkeys(VECTOR_NAMES, params),
+                vectors_config={
+                    name: m.VectorParams(size=n, distance=m.Distance.EUCLID) for name, n in self.sizes.items()
+                },
                 on_disk_payload=True,  # payloads (with the kept structures) on disk; indexed fields stay in RAM
                 metadata={"model_id": self.model_id},
             )
@@ -91,10 +98,7 @@ class RemoteStore(VectorStore):
         structs = [
             self._m.PointStruct(
                 id=point_id_for(p.payload.material_id),
-                vector={
-                    "crystal": check_vector(p.crystal, self.dim, f"{p.payload.material_id} crystal vector"),
-                    "xrd": check_vector(p.xrd, self.dim, f"{p.payload.material_id} xrd vector"),
-                },
+                vector=point_vectors(p, self.sizes),
                 payload=p.stored_payload(),
             )
             for p in points
@@ -112,11 +116,13 @@ class RemoteStore(VectorStore):
     ) -> list[Hit]:
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
+        if not self.has_vector(check_using(using)):
+            raise StoreError(f"collection {self.collection} keeps no {using} vectors (made before they existed)")
         params = self._m.SearchParams(exact=bool(exact), hnsw_ef=None if exact else max(HNSW_EF, k))
         result = self.client.query_points(
             self.collection,
-            query=check_vector(vector, self.dim),
-            using=check_using(using),
+            query=check_vector(vector, self.sizes[using]),
+            using=using,
             query_filter=build_filter(filters, self._models),
             search_params=params,
             limit=k,
@@ -128,7 +134,7 @@ class RemoteStore(VectorStore):
         ]
 
     def _metadata_only(self):
-        return self._m.PayloadSelectorExclude(exclude=list(STRUCTURE_FIELDS))
+        return self._m.PayloadSelectorExclude(exclude=[*STRUCTURE_FIELDS, *PEAK_FIELDS])
 
     def _retrieve(self, material_ids: list[str], with_payload, with_vectors: bool) -> list:
         ids = [point_id_for(m) for m in material_ids]
