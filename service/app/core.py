@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 from matconcept.service.app.schemas import (
     DeleteQuery,
@@ -45,6 +46,46 @@ logger = logging.getLogger(__name__)
 NO_MAP = "no map yet: run `matconcept map`, or POST /v1/map/layout with the API key"
 TOO_LARGE = "too_large"
 """The parse reason (InputErrorReason.TOO_LARGE) that becomes RESOURCE_EXHAUSTED rather than INVALID_ARGUMENT."""
+
+
+MAX_LISTED_ERRORS = 5
+"""Validation problems named in one message; a 10,000-value vector of NaN gets one line, not 10,000."""
+
+
+class ValidationProblems(Protocol):
+    """A pydantic ``ValidationError`` or FastAPI's ``RequestValidationError``: anything with ``errors()``."""
+
+    def errors(self) -> Sequence[Mapping[str, Any]]: ...
+
+
+def validation_message(exc: ValidationProblems, prefix: str = "") -> str:
+    """One line naming each bad field: ``top_k: Input should be greater than or equal to 1``.
+
+    The same line answers HTTP (400) and gRPC (INVALID_ARGUMENT); ``prefix`` names the field a nested
+    document came from (a form's ``filters`` JSON).
+    """
+    errors = exc.errors()
+    parts = []
+    for err in errors[:MAX_LISTED_ERRORS]:
+        loc = ".".join(str(p) for p in (prefix, *err.get("loc", ())) if p not in ("", "body")) or "request"
+        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
+    if len(errors) > MAX_LISTED_ERRORS:
+        parts.append(f"and {len(errors) - MAX_LISTED_ERRORS} more")
+    return "; ".join(parts)
+
+
+UNAVAILABLE = "a replica the request needs is unavailable (restarting or overloaded); retry in a few seconds"
+
+
+def unexpected_error(exc: Exception) -> ServiceError:
+    """The answer to an exception no check anticipated: UNAVAILABLE when a Serve replica the request
+    needed is gone or overloaded (a retry will do), else INTERNAL (a bug: the log has the traceback)."""
+    from ray.exceptions import RayActorError
+    from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, ReplicaUnavailableError
+
+    if isinstance(exc, RayActorError | BackPressureError | DeploymentUnavailableError | ReplicaUnavailableError):
+        return ServiceError(ErrorCode.UNAVAILABLE, UNAVAILABLE, "unavailable")
+    return ServiceError(ErrorCode.INTERNAL, "internal error; the service log has the details")
 
 
 def input_error(error: dict[str, str]) -> ServiceError:

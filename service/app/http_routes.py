@@ -2,38 +2,54 @@
 
 Routes (OpenAPI page at ``/docs``, schema at ``/openapi.json``)::
 
-    POST   /v1/search               JSON SearchQuery, or multipart: file=<CIF> [top_k, using, exact, filters=<JSON>]
-    POST   /v1/embed                JSON EmbedQuery, or multipart: file=<CIF>
+    POST   /v1/search               JSON SearchQuery, or multipart SearchForm: file [kind, top_k, using, exact, filters]
+    POST   /v1/embed                JSON EmbedQuery, or multipart EmbedForm: file [kind]
     GET    /v1/materials/{id}       one stored material (?vectors=true for its vectors); 404 when unknown
-    POST   /v1/materials            JSON UpsertQuery (needs the API key)
-    DELETE /v1/materials/{id}       (needs the API key)
+    POST   /v1/materials            JSON UpsertQuery, or multipart UpsertForm: file [source, source_id, tags] (API key)
+    DELETE /v1/materials/{id}       delete one material; 404 when unknown (API key)
+    DELETE /v1/materials            JSON DeleteQuery: delete several, the unknown ones listed (API key)
     GET    /v1/stats
     GET    /healthz
 
-    GET    /map                     the materials map (web page; assets under /map/static/)
+    GET    /                        the results page: a query's nearest materials, compared in 3D (web page)
+    GET    /map                     the materials map (web page; both pages' assets under /map/static/)
     GET    /v1/map                  the current layout and the layout job's progress
     GET    /v1/map/meta             what the page needs: these paths, the colour fields and their ticks
     GET    /v1/map/points           every stored material with its map position (columns)
-    POST   /v1/map/place            multipart file=<CIF or XRD pattern> [top_k, kind], or JSON MapQuery
-    POST   /v1/map/layout           JSON LayoutParams (optional): recompute the layout (needs the API key)
+    POST   /v1/map/place            JSON MapQuery, or multipart MapPlaceForm: file=<CIF or XRD pattern> [kind, top_k]
+    POST   /v1/map/layout           JSON LayoutParams (optional): recompute the layout (API key)
 
-Errors are ``{"error": {"code", "reason", "message"}}`` with 400 (bad input), 401 (key), 404
-(unknown id), 413 (over a cap) or 503; never a traceback. The API key travels in the same header
-as over gRPC: ``Authorization: Bearer <key>``.
+A route reads its body itself, by content type (one parsing path per route, behind the body-size
+middleware): JSON into the query model of :mod:`~matconcept.service.app.schemas`, or a multipart form
+into the form model of :mod:`~matconcept.service.app.forms`, which becomes the same query model.
+:mod:`~matconcept.service.app.openapi` declares both bodies, the error answers and the key.
+
+Errors are ``{"error": {"code", "reason", "message"}}`` (``ErrorBody``) with 400 (bad input), 401 (key),
+404 (unknown id), 413 (over a cap) or 503 (a replica restarting); never a traceback. The API key travels
+in the same header as over gRPC: ``Authorization: Bearer <key>``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import FileResponse, JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException
 
-from matconcept.service.app.core import ServiceAPI, input_error
+from matconcept.service.app.core import ServiceAPI, unexpected_error, validation_message
+from matconcept.service.app.forms import EmbedForm, MapPlaceForm, SearchForm, UpsertForm, read_form
+from matconcept.service.app.openapi import (
+    EXAMPLE_ID,
+    EXAMPLES,
+    error_responses,
+    openapi_document,
+    operation,
+    request_body,
+)
 from matconcept.service.app.schemas import (
     HTTP_STATUS,
     DeleteQuery,
@@ -44,26 +60,24 @@ from matconcept.service.app.schemas import (
     GetQuery,
     MapPlaceResult,
     MapQuery,
-    PatternIn,
     SearchQuery,
     SearchResult,
     ServiceError,
     StatsResult,
-    StructureIn,
     UpsertQuery,
     UpsertResult,
 )
 from matconcept.service.map.keeper import MapPoints, MapStatus
 from matconcept.service.map.layout import LayoutParams
 from matconcept.service.map.meta import MapApi, MapMeta, map_meta
-from matconcept.service.store.records import MaterialRecord, SearchFilters
+from matconcept.service.store.records import MaterialRecord
 from matconcept.service.web import asset_media_type, asset_path
+
+__all__ = ["MAP_API", "BodyLimit", "make_http_app", "validation_message"]  # validation_message: the gRPC path's too
 
 logger = logging.getLogger(__name__)
 
 MULTIPART = "multipart/form-data"
-PATTERN_SUFFIXES = (".xy", ".xye", ".csv", ".txt", ".dat")
-"""Upload names read as a measured powder pattern (two columns: 2θ, intensity) unless ``kind`` says otherwise."""
 TOO_LARGE = "too_large"
 MAP_API = MapApi(
     map="/v1/map",
@@ -74,15 +88,20 @@ MAP_API = MapApi(
     layout="/v1/map/layout",
 )
 """The routes the map page calls, served to it by ``GET /v1/map/meta`` (the routes below use them)."""
-
-
-def validation_message(exc: ValidationError | RequestValidationError) -> str:
-    """One line naming each bad field: ``top_k: Input should be greater than or equal to 1``."""
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body",)) or "request"
-        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
-    return "; ".join(parts)
+BODY_MODELS: tuple[type[BaseModel], ...] = (
+    SearchQuery,
+    SearchForm,
+    EmbedQuery,
+    EmbedForm,
+    UpsertQuery,
+    UpsertForm,
+    DeleteQuery,
+    MapQuery,
+    MapPlaceForm,
+    LayoutParams,
+)
+"""The request bodies the routes read themselves; the OpenAPI document carries their schemas."""
+HTTP_ERROR_CODES: dict[int, ErrorCode] = {status: code for code, status in HTTP_STATUS.items()}
 
 
 def _error(exc: ServiceError) -> JSONResponse:
@@ -129,9 +148,21 @@ def make_http_app(service: ServiceAPI) -> FastAPI:
         version="1",
         description="Embedding database for crystal structures: upload a CIF, get similar materials.",
     )
+    app.openapi = lambda: openapi_document(app, BODY_MODELS)  # type: ignore[method-assign]
+    reads_keyed = service.settings.reads_require_key
 
     def api() -> ServiceAPI:
         return service
+
+    def read_op(body: dict | None = None) -> dict:
+        """``openapi_extra`` of a read: the key is optional unless the service requires it for reads."""
+        return operation(body, keyed=reads_keyed, optional_key=not reads_keyed)
+
+    def write_op(body: dict | None = None) -> dict:
+        return operation(body, keyed=True)
+
+    def read_errors(*statuses: int) -> dict:
+        return error_responses(*statuses, reads_keyed=reads_keyed)
 
     app.add_middleware(BodyLimit, limit=service.settings.max_request_bytes)
     app.add_middleware(GZipMiddleware, minimum_size=4096)  # map points: ~10 MB of JSON at 100k, ~2 MB gzipped
@@ -148,71 +179,140 @@ def make_http_app(service: ServiceAPI) -> FastAPI:
     async def _model_invalid(request: Request, exc: ValidationError) -> JSONResponse:
         return _error(ServiceError(ErrorCode.INVALID_ARGUMENT, validation_message(exc), "invalid_request"))
 
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        """Starlette's own refusals (unknown route, wrong method, a malformed multipart body) in the error shape."""
+        code = HTTP_ERROR_CODES.get(exc.status_code, ErrorCode.INVALID_ARGUMENT)
+        message = f"no route {request.method} {request.url.path}" if exc.status_code == 404 else str(exc.detail)
+        reason = code.value if exc.status_code in HTTP_ERROR_CODES else str(exc.detail).lower().replace(" ", "_")
+        content = {"error": ServiceError(code, message, reason).to_dict()}
+        return JSONResponse(status_code=exc.status_code, content=content, headers=exc.headers)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        logger.exception("%s %s failed", request.method, request.url.path)
-        return _error(ServiceError(ErrorCode.INTERNAL, "internal error; the service log has the details"))
+        error = unexpected_error(exc)
+        if error.code is ErrorCode.INTERNAL:
+            logger.exception("%s %s failed", request.method, request.url.path)
+        else:
+            logger.warning("%s %s: %s (%s)", request.method, request.url.path, error.message, type(exc).__name__)
+        return _error(error)
 
-    async def _read(request: Request, model: type, *, write: bool = False):
-        """The query of a JSON body, or of a multipart form with a ``file`` (structure) field."""
-        service = api()
-        service.authorize(request.headers.get("authorization"), write=write)
+    async def _read(request: Request, model: type[BaseModel], form_model: type | None, *, write: bool = False):
+        """(query, upload name or None): the body as JSON ``model``, or a multipart ``form_model`` made into one.
+
+        The key is checked first, so a refused write never reads (let alone stores) its body.
+        """
+        api().authorize(request.headers.get("authorization"), write=write)
         if request.headers.get("content-type", "").startswith(MULTIPART):
-            return await _from_form(request, model)
+            if form_model is None:
+                raise ServiceError(ErrorCode.INVALID_ARGUMENT, "request: this route takes a JSON body, not a form")
+            form, upload = await read_form(await request.form(), form_model)
+            return form.query(upload), upload.name
         body = await request.body()
         if not body.strip():
             raise ServiceError(ErrorCode.INVALID_ARGUMENT, "request: empty body (send JSON or a multipart file)")
         try:
-            return model.model_validate_json(body)
+            return model.model_validate_json(body), None
         except ValidationError as exc:
             raise ServiceError(ErrorCode.INVALID_ARGUMENT, validation_message(exc), "invalid_request") from exc
 
-    async def _from_form(request: Request, model: type):
-        form = await request.form()
-        upload = form.get("file")
-        if upload is None or isinstance(upload, str):
-            raise ServiceError(ErrorCode.INVALID_ARGUMENT, "file: a multipart upload needs a 'file' field")
-        structure = StructureIn(content=await upload.read(), name=upload.filename or "upload")
-        if model is EmbedQuery:
-            return EmbedQuery(structure=structure)
-        fields: dict = {"structure": structure}
-        for name in ("top_k", "using", "exact"):
-            if form.get(name) not in (None, ""):
-                fields[name] = form.get(name)
-        if form.get("filters"):
-            try:
-                fields["filters"] = SearchFilters.model_validate(json.loads(str(form.get("filters"))))
-            except (ValueError, ValidationError) as exc:
-                raise ServiceError(ErrorCode.INVALID_ARGUMENT, f"filters: {exc}", "invalid_request") from exc
-        return SearchQuery.model_validate(fields)
-
-    @app.post(MAP_API.search, response_model=SearchResult, summary="Nearest stored materials to a query")
+    @app.post(
+        MAP_API.search,
+        operation_id="search",
+        response_model=SearchResult,
+        summary="Nearest stored materials to a query",
+        description="The query is a structure, a measured pattern, a stored material's id or a vector (JSON), "
+        "or an uploaded file (multipart: a structure, or a two-column pattern by its name or `kind`).",
+        responses=read_errors(400, 401, 404, 413, 503),
+        openapi_extra=read_op(request_body(SearchQuery, SearchForm, EXAMPLES["search"])),
+    )
     async def search(request: Request) -> SearchResult:
-        return await api().search(await _read(request, SearchQuery))
+        query, _ = await _read(request, SearchQuery, SearchForm)
+        return await api().search(query)
 
-    @app.post("/v1/embed", response_model=EmbedResult, summary="Vectors of a structure or a pattern")
+    @app.post(
+        "/v1/embed",
+        operation_id="embed",
+        response_model=EmbedResult,
+        summary="Vectors of a structure or a pattern",
+        responses=read_errors(400, 401, 413, 503),
+        openapi_extra=read_op(request_body(EmbedQuery, EmbedForm, EXAMPLES["embed"])),
+    )
     async def embed(request: Request) -> EmbedResult:
-        return await api().embed(await _read(request, EmbedQuery))
+        query, _ = await _read(request, EmbedQuery, EmbedForm)
+        return await api().embed(query)
 
-    @app.get(MAP_API.material + "{material_id}", response_model=MaterialRecord, summary="A stored material")
-    async def get_material(material_id: str, request: Request, vectors: bool = False) -> MaterialRecord:
+    material_id_path = Path(
+        description="`<source>:<source_id>`, e.g. cod:1000000",
+        openapi_examples={"stored": {"summary": "the material the upsert example stores", "value": EXAMPLE_ID}},
+    )
+
+    @app.get(
+        MAP_API.material + "{material_id}",
+        operation_id="get_material",
+        response_model=MaterialRecord,
+        summary="A stored material",
+        responses=read_errors(400, 401, 404, 503),
+        openapi_extra=read_op(),
+    )
+    async def get_material(
+        request: Request, material_id: str = material_id_path, vectors: bool = False
+    ) -> MaterialRecord:
         api().authorize(request.headers.get("authorization"), write=False)
         result = await api().get(GetQuery(material_ids=[material_id], with_vectors=vectors))
         return result.materials[0]
 
-    @app.post("/v1/materials", response_model=UpsertResult, summary="Store structures (API key)")
+    @app.post(
+        "/v1/materials",
+        operation_id="upsert",
+        response_model=UpsertResult,
+        summary="Store structures (API key)",
+        description="JSON: several structures, each with its source, id and tags. Multipart: one file, "
+        "with `source`, `source_id` and `tags` (JSON text) as form fields. A file that cannot be read is "
+        "`failed` in the result (200), with its reason; the others are stored.",
+        responses=error_responses(400, 401, 413, 503),
+        openapi_extra=write_op(request_body(UpsertQuery, UpsertForm, EXAMPLES["upsert"])),
+    )
     async def upsert(request: Request) -> UpsertResult:
-        return await api().upsert(await _read(request, UpsertQuery, write=True))
+        query, _ = await _read(request, UpsertQuery, UpsertForm, write=True)
+        return await api().upsert(query)
 
-    @app.delete("/v1/materials/{material_id}", response_model=DeleteResult, summary="Delete a material (API key)")
-    async def delete(material_id: str, request: Request) -> DeleteResult:
+    @app.delete(
+        "/v1/materials/{material_id}",
+        operation_id="delete_material",
+        response_model=DeleteResult,
+        summary="Delete a material (API key)",
+        responses=error_responses(400, 401, 404, 503),
+        openapi_extra=write_op(),
+    )
+    async def delete(request: Request, material_id: str = material_id_path) -> DeleteResult:
         api().authorize(request.headers.get("authorization"), write=True)
         result = await api().delete(DeleteQuery(material_ids=[material_id]))
         if not result.deleted:
             raise ServiceError(ErrorCode.NOT_FOUND, f"material_id: no stored material {material_id!r}")
         return result
 
-    @app.get("/v1/stats", response_model=StatsResult, summary="Collection size, model and engine")
+    @app.delete(
+        "/v1/materials",
+        operation_id="delete_materials",
+        response_model=DeleteResult,
+        summary="Delete several materials (API key)",
+        description="Ids not stored are listed in `missing` (200), as the gRPC Delete does.",
+        responses=error_responses(400, 401, 413, 503),
+        openapi_extra=write_op(request_body(DeleteQuery, None, EXAMPLES["delete"])),
+    )
+    async def delete_many(request: Request) -> DeleteResult:
+        query, _ = await _read(request, DeleteQuery, None, write=True)
+        return await api().delete(query)
+
+    @app.get(
+        "/v1/stats",
+        operation_id="stats",
+        response_model=StatsResult,
+        summary="Collection size, model and engine",
+        responses=read_errors(401, 503),
+        openapi_extra=read_op(),
+    )
     async def stats(request: Request) -> StatsResult:
         api().authorize(request.headers.get("authorization"), write=False)
         return await api().stats()
@@ -230,33 +330,66 @@ def make_http_app(service: ServiceAPI) -> FastAPI:
         # Explicit types: browsers run <script type="module"> only when served as JavaScript.
         return FileResponse(path, media_type=asset_media_type(path), headers={"cache-control": "public, max-age=3600"})
 
-    @app.get("/v1/map/meta", response_model=MapMeta, summary="The map page's API paths and colour fields")
+    @app.get(
+        "/v1/map/meta",
+        operation_id="map_meta",
+        response_model=MapMeta,
+        summary="The map page's API paths and colour fields",
+        responses=read_errors(401),
+        openapi_extra=read_op(),
+    )
     async def map_meta_route(request: Request) -> MapMeta:
         api().authorize(request.headers.get("authorization"), write=False)
         return map_meta(MAP_API)
 
-    @app.get(MAP_API.map, response_model=MapStatus, summary="The current map layout and the layout job")
+    @app.get(
+        MAP_API.map,
+        operation_id="map_status",
+        response_model=MapStatus,
+        summary="The current map layout and the layout job",
+        responses=read_errors(401, 503),
+        openapi_extra=read_op(),
+    )
     async def map_status(request: Request) -> MapStatus:
         api().authorize(request.headers.get("authorization"), write=False)
         return await api().map_status()
 
-    @app.get(MAP_API.points, response_model=MapPoints, summary="Every stored material's map position")
+    @app.get(
+        MAP_API.points,
+        operation_id="map_points",
+        response_model=MapPoints,
+        summary="Every stored material's map position",
+        responses=read_errors(401, 404, 503),
+        openapi_extra=read_op(),
+    )
     async def map_points(request: Request) -> MapPoints:
         api().authorize(request.headers.get("authorization"), write=False)
         return await api().map_points()
 
-    @app.post(MAP_API.place, response_model=MapPlaceResult, summary="Place a CIF or XRD pattern on the map")
+    @app.post(
+        MAP_API.place,
+        operation_id="map_place",
+        response_model=MapPlaceResult,
+        summary="Place a CIF or XRD pattern on the map",
+        description="Nothing is stored. 404 until a layout was computed (`matconcept map` or POST /v1/map/layout).",
+        responses=read_errors(400, 401, 404, 413, 503),
+        openapi_extra=read_op(request_body(MapQuery, MapPlaceForm, EXAMPLES["map_place"])),
+    )
     async def map_place(request: Request) -> MapPlaceResult:
-        service = api()
-        service.authorize(request.headers.get("authorization"), write=False)
-        if request.headers.get("content-type", "").startswith(MULTIPART):
-            query, label = await _map_query_from_form(request)
-        else:
-            query = await _read(request, MapQuery)
-            label = query.structure.name if query.structure is not None else "pattern"
-        return await service.map_place(query, label)
+        query, upload_name = await _read(request, MapQuery, MapPlaceForm)
+        label = upload_name or (query.structure.name if query.structure is not None else "pattern")
+        return await api().map_place(query, label)
 
-    @app.post(MAP_API.layout, response_model=MapStatus, summary="Recompute the map layout (API key)")
+    @app.post(
+        MAP_API.layout,
+        operation_id="map_layout",
+        response_model=MapStatus,
+        summary="Recompute the map layout (API key)",
+        description="Starts a layout job and answers at once; GET /v1/map follows its progress. An empty body "
+        "means the defaults.",
+        responses=error_responses(400, 401, 413, 503),
+        openapi_extra=write_op(request_body(LayoutParams, None, EXAMPLES["map_layout"], required=False)),
+    )
     async def map_layout(request: Request) -> MapStatus:
         service = api()
         service.authorize(request.headers.get("authorization"), write=True)
@@ -267,35 +400,7 @@ def make_http_app(service: ServiceAPI) -> FastAPI:
             raise ServiceError(ErrorCode.INVALID_ARGUMENT, validation_message(exc), "invalid_request") from exc
         return await service.map_build(params)
 
-    async def _map_query_from_form(request: Request) -> tuple[MapQuery, str]:
-        """A multipart upload → (MapQuery, label): a structure file, or a two-column XRD pattern."""
-        form = await request.form()
-        upload = form.get("file")
-        if upload is None or isinstance(upload, str):
-            raise ServiceError(ErrorCode.INVALID_ARGUMENT, "file: a multipart upload needs a 'file' field")
-        name = upload.filename or "upload"
-        content = await upload.read()
-        kind = str(form.get("kind") or "")
-        if kind not in ("", "structure", "pattern"):
-            raise ServiceError(ErrorCode.INVALID_ARGUMENT, f"kind: {kind!r} is not 'structure' or 'pattern'")
-        if not kind:
-            kind = "pattern" if name.lower().endswith(PATTERN_SUFFIXES) else "structure"
-        fields: dict = {}
-        if form.get("top_k") not in (None, ""):
-            fields["top_k"] = form.get("top_k")
-        if kind == "structure":
-            return MapQuery.model_validate({"structure": StructureIn(content=content, name=name), **fields}), name
-        from matconcept.encoders.errors import StructureInputError
-        from matconcept.encoders.xrd import read_xy
-
-        try:
-            two_theta, intensity = read_xy(content, name=name)
-        except StructureInputError as exc:
-            raise input_error(exc.to_dict()) from exc
-        pattern = PatternIn(two_theta=two_theta.tolist(), intensity=intensity.tolist())
-        return MapQuery.model_validate({"pattern": pattern, **fields}), name
-
-    @app.get("/healthz", summary="Liveness: 200 once the gateway is up")
+    @app.get("/healthz", operation_id="healthz", summary="Liveness: 200 once the gateway is up")
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "model_id": api().model_id}
 

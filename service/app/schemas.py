@@ -11,9 +11,9 @@ service and the client.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 from matconcept.service.store.records import Hit, MaterialRecord, SearchFilters
 
@@ -21,6 +21,16 @@ VectorName = Literal["crystal", "xrd"]
 SOURCE_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
 """A source label: lower-case, short, no ':' (it prefixes the material id)."""
 SOURCE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.+=-]{0,127}$"
+
+VECTOR_BOUND = 1e6
+"""Largest magnitude of a query vector's value. The model's vectors are unit length, so no real query
+comes near it; far larger values would overflow the store's float32 distances to infinity."""
+VectorValue = Annotated[float, Field(allow_inf_nan=False, ge=-VECTOR_BOUND, le=VECTOR_BOUND)]
+"""One value of a query vector: finite (NaN, ±inf and JSON's 1e309 are refused) and within ±VECTOR_BOUND."""
+TwoTheta = Annotated[float, Field(allow_inf_nan=False, ge=0, le=180)]
+"""A diffraction angle 2θ in degrees: finite, and between 0° and 180° as any measured angle is."""
+Intensity = Annotated[float, Field(allow_inf_nan=False)]
+"""A measured intensity, any units (negative values are clipped to 0 when the pattern is resampled)."""
 
 
 class ErrorCode(StrEnum):
@@ -58,6 +68,20 @@ class ServiceError(Exception):
         return {"code": self.code.value, "reason": self.reason, "message": self.message}
 
 
+class ErrorDetail(BaseModel):
+    """What went wrong: :class:`ServiceError` as JSON."""
+
+    code: ErrorCode = Field(description="the error class; one HTTP status and one gRPC status each")
+    reason: str = Field(description="the input's reason, e.g. not_cif, too_large, bad_vector, unauthenticated")
+    message: str = Field(description="one line naming the field or file at fault")
+
+
+class ErrorBody(BaseModel):
+    """Every HTTP error answer: ``{"error": {"code", "reason", "message"}}``, never a traceback."""
+
+    error: ErrorDetail
+
+
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -65,7 +89,9 @@ class _Request(BaseModel):
 class StructureIn(_Request):
     """A structure file (CIF, pymatgen JSON or POSCAR) as text or bytes."""
 
-    content: str | bytes = Field(description="the file's text or bytes")
+    content: Annotated[str | bytes, WithJsonSchema({"type": "string"})] = Field(
+        description="the file's text (JSON), or its bytes (gRPC, Python)"
+    )
     name: str = Field(default="structure", max_length=256, description="file name, used in messages and as id")
     format: Literal["cif", "json", "poscar"] | None = Field(default=None, description="guessed when None")
 
@@ -75,10 +101,10 @@ class StructureIn(_Request):
 
 
 class PatternIn(_Request):
-    """A measured powder pattern: 2θ in degrees and intensities (any units), same length."""
+    """A measured powder pattern: 2θ in degrees and intensities (any units), same length; finite values."""
 
-    two_theta: list[float]
-    intensity: list[float]
+    two_theta: list[TwoTheta] = Field(description="degrees, 0-180, strictly increasing or decreasing")
+    intensity: list[Intensity] = Field(description="any units, one per 2θ value")
 
 
 class StructureSummary(BaseModel):
@@ -121,8 +147,8 @@ class SearchQuery(_Request):
     structure: StructureIn | None = None
     pattern: PatternIn | None = None
     material_id: str | None = Field(default=None, max_length=200)
-    vector: list[float] | None = None
-    top_k: int = Field(default=10, ge=1)
+    vector: list[VectorValue] | None = Field(default=None, description="a vector of the model's dimension")
+    top_k: int = Field(default=10, ge=1, description="hits returned; at most the service's max_top_k (1000)")
     filters: SearchFilters | None = None
     using: VectorName = Field(default="crystal", description="stored vectors compared with the query")
     exact: bool = False
@@ -214,7 +240,7 @@ class MapQuery(_Request):
 
     structure: StructureIn | None = None
     pattern: PatternIn | None = None
-    top_k: int = Field(default=10, ge=1)
+    top_k: int = Field(default=10, ge=1, description="neighbours returned; at most the service's max_top_k (1000)")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> MapQuery:

@@ -75,11 +75,13 @@ class LayoutParams(BaseModel):
     method: Literal["tsne", "umap"] = Field(default="tsne", description="openTSNE (default) or umap-learn")
     using: Literal["crystal", "xrd"] = Field(default="crystal", description="which stored vectors are laid out")
     pca_dims: int = Field(default=50, ge=2, le=1024, description="PCA dimensions before the kNN graph")
-    perplexity: float = Field(default=30.0, gt=0, description="t-SNE perplexity (lowered for tiny collections)")
-    n_neighbors: int = Field(default=15, ge=2, description="UMAP neighbours")
-    n_iter: int = Field(default=500, ge=0, description="t-SNE iterations after early exaggeration")
-    seed: int = 0
-    n_jobs: int = Field(default=0, description="threads; 0 = all cores")
+    perplexity: float = Field(
+        default=30.0, gt=0, le=1000, allow_inf_nan=False, description="t-SNE perplexity (lowered for tiny collections)"
+    )
+    n_neighbors: int = Field(default=15, ge=2, le=1000, description="UMAP neighbours")
+    n_iter: int = Field(default=500, ge=0, le=100_000, description="t-SNE iterations after early exaggeration")
+    seed: int = Field(default=0, ge=0, le=2**32 - 1, description="random seed (numpy's range)")
+    n_jobs: int = Field(default=0, ge=-1, le=1024, description="threads; 0 (or -1) = all cores")
 
 
 class LayoutInfo(BaseModel):

@@ -123,6 +123,10 @@ def stored_crystal_system(payload: Mapping[str, Any]) -> str | None:
         return None
 
 
+INT32_MAX = 2**31 - 1
+"""Largest site count a filter takes (int32); a larger number is refused here, never passed to the engine."""
+
+
 def _element_list(values: Any, field: str) -> list[str]:
     from pymatgen.core import Element
 
@@ -151,8 +155,8 @@ class SearchFilters(BaseModel):
     )
     chemical_system: str | None = Field(default=None, description='exactly these elements, e.g. "Co-Li-O"')
     spacegroup_number: int | None = Field(default=None, ge=1, le=230)
-    min_sites: int | None = Field(default=None, ge=1)
-    max_sites: int | None = Field(default=None, ge=1)
+    min_sites: int | None = Field(default=None, ge=1, le=INT32_MAX)
+    max_sites: int | None = Field(default=None, ge=1, le=INT32_MAX)
     sources: list[str] = Field(default_factory=list, description="any of these sources")
 
     @field_validator("elements_all", "elements_none", "elements_only", mode="before")
