@@ -42,6 +42,7 @@ from matconcept.service.app.schemas import (
 )
 from matconcept.service.app.settings import APP_NAME
 from matconcept.service.store.records import MaterialRecord
+from matconcept.service.store.structures import StructureFile, StructureFormatOut
 
 MAX_MESSAGE_BYTES = 64 << 20
 """Client-side message cap; the server enforces its own (16 MiB by default)."""
@@ -157,6 +158,15 @@ class MatconceptClient:
 
     def get_one(self, material_id: str, *, with_vectors: bool = False) -> MaterialRecord:
         return self.get([material_id], with_vectors=with_vectors).materials[0]
+
+    def get_structure(self, material_id: str, format: StructureFormatOut = "cif") -> StructureFile:
+        """A stored material's structure as a file (``.content``, ``.filename``, ``.media_type``):
+        ``cif``, ``json`` (pymatgen), ``poscar``, or ``original`` (the file it was stored from)."""
+        query = GetQuery(material_ids=[material_id], structure_format=format)
+        record = convert.get_result_from_pb(self._call("Get", convert.get_query_to_pb(query))).materials[0]
+        if record.structure is None:  # a server from before structures were kept ignores the field
+            raise MatconceptError(grpc.StatusCode.UNIMPLEMENTED, "the service does not return structures")
+        return record.structure
 
     def delete(self, material_ids: list[str]) -> DeleteResult:
         query = DeleteQuery(material_ids=material_ids)

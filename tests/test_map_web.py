@@ -162,8 +162,16 @@ def _assert_neighbour_list(page, placed: dict, http_url: str) -> list[tuple[str,
     listed = _neighbours(page)
     assert len(listed) == TOP_K
     assert [m for m, _ in listed] == [h["material_id"] for h in placed["hits"]]
-    distances = [d for _, d in listed]
-    assert distances == sorted(distances), distances
+    if any(h.get("match") for h in placed["hits"]):  # a pattern: ranked by search-match, best first
+        scores = [h["match"]["score"] for h in placed["hits"]]
+        assert scores == sorted(scores, reverse=True), scores
+        shown = page.eval_on_selector_all("#neighbours li .distance.match", "s => s.map(e => Number(e.textContent))")
+        assert shown == pytest.approx(scores, abs=6e-4)
+        fits = page.eval_on_selector_all("#neighbours li .fit", "s => s.map(e => e.textContent)")
+        assert len(fits) == TOP_K and all("strain" in f and "shift" in f for f in fits), fits
+    else:
+        distances = [d for _, d in listed]
+        assert distances == sorted(distances), distances
     href = page.eval_on_selector("#neighbours li a", "a => a.getAttribute('href')")
     assert href == f"/v1/materials/{listed[0][0]}"
     assert requests.get(http_url + href).json()["material_id"] == listed[0][0]
@@ -302,7 +310,8 @@ def test_uploaded_xrd_pattern_is_placed(page, stored, service, tmp_path):
     np.savetxt(pattern, np.column_stack([settings.bin_centres(), intensity]), fmt="%.4f")
     placed = _upload(page, pattern)
     assert placed["query"]["kind"] == "pattern"
-    _assert_neighbour_list(page, placed, service.http_url)
+    _assert_neighbour_list(page, placed, service.http_url)  # the same two-stage search as /v1/search
+    assert placed["hits"][0]["match"]["score"] > 0.9
     assert _trace(page, "query")["n"] == 1 and _query_marker(page) is not None
 
 

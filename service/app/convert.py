@@ -27,6 +27,7 @@ from matconcept.service.app.schemas import (
     UpsertResult,
 )
 from matconcept.service.store.records import Hit, MaterialPayload, MaterialRecord, SearchFilters
+from matconcept.service.store.structures import StructureFile
 
 DEFAULT_TOP_K = 10
 _SPACES = {"crystal": pb.VECTOR_SPACE_CRYSTAL, "xrd": pb.VECTOR_SPACE_XRD}
@@ -175,16 +176,30 @@ def hit_from_pb(m: pb.Hit) -> Hit:
     return Hit(material_id=m.material_id, distance=m.distance, payload=payload_from_pb(m.payload))
 
 
+def structure_file_to_pb(f: StructureFile) -> pb.StructureFile:
+    return pb.StructureFile(**f.model_dump())
+
+
+def structure_file_from_pb(m: pb.StructureFile) -> StructureFile:
+    return StructureFile(content=m.content, format=m.format, filename=m.filename, media_type=m.media_type)
+
+
 def record_to_pb(r: MaterialRecord) -> pb.MaterialRecord:
     vectors = r.vectors or {}
-    return pb.MaterialRecord(
+    m = pb.MaterialRecord(
         material=payload_to_pb(r.payload), crystal=vectors.get("crystal", []), xrd=vectors.get("xrd", [])
     )
+    if r.structure is not None:
+        m.structure.CopyFrom(structure_file_to_pb(r.structure))
+    return m
 
 
 def record_from_pb(m: pb.MaterialRecord) -> MaterialRecord:
     vectors = {"crystal": list(m.crystal), "xrd": list(m.xrd)} if len(m.crystal) or len(m.xrd) else None
-    return MaterialRecord(material_id=m.material.material_id, payload=payload_from_pb(m.material), vectors=vectors)
+    structure = structure_file_from_pb(m.structure) if m.HasField("structure") else None
+    return MaterialRecord(
+        material_id=m.material.material_id, payload=payload_from_pb(m.material), vectors=vectors, structure=structure
+    )
 
 
 # -- requests -------------------------------------------------------------------------------------
@@ -257,11 +272,15 @@ def upsert_query_to_pb(q: UpsertQuery) -> pb.UpsertRequest:
 
 
 def get_query_from_pb(m: pb.GetRequest) -> GetQuery:
-    return GetQuery(material_ids=list(m.material_ids), with_vectors=m.with_vectors)
+    return GetQuery(
+        material_ids=list(m.material_ids), with_vectors=m.with_vectors, structure_format=m.structure_format or None
+    )
 
 
 def get_query_to_pb(q: GetQuery) -> pb.GetRequest:
-    return pb.GetRequest(material_ids=q.material_ids, with_vectors=q.with_vectors)
+    return pb.GetRequest(
+        material_ids=q.material_ids, with_vectors=q.with_vectors, structure_format=q.structure_format or ""
+    )
 
 
 def delete_query_from_pb(m: pb.DeleteRequest) -> DeleteQuery:

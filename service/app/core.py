@@ -28,6 +28,8 @@ from matconcept.service.app.schemas import (
     MapQuery,
     MapQueryPoint,
     PatternIn,
+    PatternOut,
+    PatternQuery,
     SearchQuery,
     SearchResult,
     ServiceError,
@@ -40,6 +42,7 @@ from matconcept.service.app.schemas import (
 from matconcept.service.app.settings import AccessSettings, ServiceSettings
 from matconcept.service.map.keeper import MapPoints, MapStatus
 from matconcept.service.map.layout import LayoutParams
+from matconcept.service.store.structures import StructureFile
 
 logger = logging.getLogger(__name__)
 
@@ -293,7 +296,51 @@ class ServiceAPI:
         missing = [m for m in dict.fromkeys(q.material_ids) if m not in found]
         if not records:
             raise ServiceError(ErrorCode.NOT_FOUND, f"material_ids: no stored material {', '.join(map(repr, missing))}")
+        if q.structure_format is not None:
+            files = await self._structure_files([r.material_id for r in records], q.structure_format)
+            records = [r.model_copy(update={"structure": files[r.material_id]}) for r in records]
         return GetResult(materials=records, missing=missing)
+
+    # -- stored structures: files and simulated patterns ---------------------------------------------
+    async def structure_file(self, material_id: str, fmt: str) -> StructureFile:
+        """A stored material's structure as a CIF, pymatgen JSON, POSCAR or its original file."""
+        self._check_ids([material_id], "material_id")
+        return (await self._structure_files([material_id], fmt))[material_id]
+
+    async def _structure_files(self, material_ids: list[str], fmt: str) -> dict[str, StructureFile]:
+        """Rendered by the embedder (pymatgen is there); NOT_FOUND for an unknown id, a structure not kept
+        or no original file, INVALID_ARGUMENT for a format the structure cannot take (a disordered POSCAR)."""
+        stored = await self.store.get_structures.remote(material_ids)
+        for material_id in material_ids:
+            if material_id not in stored:
+                raise ServiceError(ErrorCode.NOT_FOUND, f"material_id: no stored material {material_id!r}")
+        rendered = await self.embedder.render_structures.remote([(m, stored[m]) for m in material_ids], fmt)
+        out = {}
+        for material_id, (file, error) in zip(material_ids, rendered, strict=True):
+            if error is not None:
+                code = ErrorCode.INVALID_ARGUMENT if error["reason"] == "unsupported_format" else ErrorCode.NOT_FOUND
+                raise ServiceError(code, error["message"], error["reason"])
+            out[material_id] = file
+        return out
+
+    async def material_pattern(self, material_id: str) -> PatternOut:
+        """The simulated powder pattern of a stored material (its kept structure, the model's settings)."""
+        self._check_ids([material_id], "material_id")
+        stored = await self.store.get_structures.remote([material_id])
+        if material_id not in stored:
+            raise ServiceError(ErrorCode.NOT_FOUND, f"material_id: no stored material {material_id!r}")
+        pattern, error = await self.embedder.stored_pattern.remote(material_id, stored[material_id])
+        if error is not None:
+            raise ServiceError(ErrorCode.NOT_FOUND, error["message"], error["reason"])
+        return pattern
+
+    async def pattern(self, q: PatternQuery) -> PatternOut:
+        """The simulated powder pattern of an uploaded structure (nothing stored)."""
+        self._check_structure(q.structure, "structure")
+        pattern, error = await self.embedder.structure_pattern.remote(q.structure, "structure")
+        if error is not None:
+            raise input_error(error)
+        return pattern
 
     async def delete(self, q: DeleteQuery) -> DeleteResult:
         self._check_ids(q.material_ids, "material_ids")

@@ -223,6 +223,50 @@ class EmbedderDeployment:
             out[slot] = (out[slot][0], point, None)
         return out
 
+    # -- stored structures as files and patterns (pymatgen lives here, not in the gateway) -------------
+    async def render_structures(self, items: list[tuple[str, Any]], fmt: str) -> list[tuple[Any, dict | None]]:
+        """(StructureFile or None, error or None) per (material id, StoredStructure or None)."""
+        return await asyncio.to_thread(self._render_structures, items, fmt)
+
+    def _render_structures(self, items: list[tuple[str, Any]], fmt: str) -> list[tuple[Any, dict | None]]:
+        from matconcept.service.store.structures import StructureUnavailable, render
+
+        out: list[tuple[Any, dict | None]] = []
+        for material_id, stored in items:
+            try:
+                out.append((render(material_id, stored, fmt), None))
+            except StructureUnavailable as exc:
+                out.append((None, {"reason": exc.reason, "message": exc.message}))
+        return out
+
+    async def stored_pattern(self, material_id: str, stored: Any) -> tuple[Any, dict | None]:
+        """(PatternOut or None, error or None): the simulated pattern of a stored structure."""
+        from matconcept.service.app.patterns import simulated_pattern
+        from matconcept.service.store.structures import no_structure
+
+        if stored is None:
+            error = no_structure(material_id)
+            return None, {"reason": error.reason, "message": error.message}
+        structure = await asyncio.to_thread(stored.pymatgen)
+        return await asyncio.to_thread(simulated_pattern, structure, self.embedder.featurizer.xrd, material_id), None
+
+    async def structure_pattern(self, s: StructureIn, field: str = "structure") -> tuple[Any, dict | None]:
+        """(PatternOut or None, error or None): the simulated pattern of an uploaded structure."""
+        return await asyncio.to_thread(self._structure_pattern, s, field)
+
+    def _structure_pattern(self, s: StructureIn, field: str) -> tuple[Any, dict | None]:
+        from matconcept.encoders.errors import StructureInputError
+        from matconcept.encoders.structure_io import read_entry
+        from matconcept.service.app.patterns import simulated_pattern
+
+        try:
+            parsed = read_entry(structure_entry(s, field, field), self.limits)
+            return simulated_pattern(parsed.structure, self.embedder.featurizer.xrd), None
+        except StructureInputError as exc:
+            return None, exc.to_dict()
+        except ValueError as exc:  # a species without scattering factors
+            return None, {"reason": "featurize_failed", "message": f"{field}: no pattern ({exc})"}
+
 
 @serve.deployment(num_replicas=1, max_ongoing_requests=STORE_MAX_ONGOING)
 class StoreDeployment:
@@ -253,6 +297,10 @@ class StoreDeployment:
     def get(self, material_ids: list[str], with_vectors: bool = False):
         with self.lock:
             return self.store.get(material_ids, with_vectors=with_vectors)
+
+    def get_structures(self, material_ids: list[str]):
+        with self.lock:
+            return self.store.get_structures(material_ids)
 
     def content_hashes(self, material_ids: list[str]) -> dict[str, str]:
         with self.lock:

@@ -24,6 +24,7 @@ from matconcept.service.app.schemas import (
     ErrorCode,
     MapQuery,
     PatternIn,
+    PatternQuery,
     SearchQuery,
     ServiceError,
     StructureIn,
@@ -105,6 +106,15 @@ class EmbedForm(_QueryForm):
 
     def query(self, upload: Upload) -> EmbedQuery:
         return EmbedQuery(**self._query_fields(upload))
+
+
+class PatternForm(_Form):
+    """``POST /v1/pattern`` as a form: the simulated powder pattern of the uploaded structure."""
+
+    file: bytes = Field(description="a structure file: CIF, pymatgen JSON or POSCAR")
+
+    def query(self, upload: Upload) -> PatternQuery:
+        return PatternQuery(structure=upload.structure())
 
 
 class MapPlaceForm(_QueryForm):

@@ -4,7 +4,10 @@ Routes (OpenAPI page at ``/docs``, schema at ``/openapi.json``)::
 
     POST   /v1/search               JSON SearchQuery, or multipart SearchForm: file [kind, top_k, using, exact, filters]
     POST   /v1/embed                JSON EmbedQuery, or multipart EmbedForm: file [kind]
-    GET    /v1/materials/{id}       one stored material (?vectors=true for its vectors); 404 when unknown
+    GET    /v1/materials/{id}       one stored material (?vectors=true for its vectors); 404 when unknown;
+                                    ?format=cif|json|poscar|original: its structure as a file (a download)
+    GET    /v1/materials/{id}/pattern  the simulated powder pattern of a stored material (PatternOut)
+    POST   /v1/pattern              JSON PatternQuery, or multipart PatternForm: file: a structure's simulated pattern
     POST   /v1/materials            JSON UpsertQuery, or multipart UpsertForm: file [source, source_id, tags] (API key)
     DELETE /v1/materials/{id}       delete one material; 404 when unknown (API key)
     DELETE /v1/materials            JSON DeleteQuery: delete several, the unknown ones listed (API key)
@@ -33,15 +36,15 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI, Path, Request
+from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.gzip import GZipMiddleware
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 
 from matconcept.service.app.core import ServiceAPI, unexpected_error, validation_message
-from matconcept.service.app.forms import EmbedForm, MapPlaceForm, SearchForm, UpsertForm, read_form
+from matconcept.service.app.forms import EmbedForm, MapPlaceForm, PatternForm, SearchForm, UpsertForm, read_form
 from matconcept.service.app.openapi import (
     EXAMPLE_ID,
     EXAMPLES,
@@ -60,6 +63,8 @@ from matconcept.service.app.schemas import (
     GetQuery,
     MapPlaceResult,
     MapQuery,
+    PatternOut,
+    PatternQuery,
     SearchQuery,
     SearchResult,
     ServiceError,
@@ -71,6 +76,7 @@ from matconcept.service.map.keeper import MapPoints, MapStatus
 from matconcept.service.map.layout import LayoutParams
 from matconcept.service.map.meta import MapApi, MapMeta, map_meta
 from matconcept.service.store.records import MaterialRecord
+from matconcept.service.store.structures import MEDIA_TYPES, StructureFile, StructureFormatOut
 from matconcept.service.web import asset_media_type, asset_path
 
 __all__ = ["MAP_API", "BodyLimit", "make_http_app", "validation_message"]  # validation_message: the gRPC path's too
@@ -99,6 +105,8 @@ BODY_MODELS: tuple[type[BaseModel], ...] = (
     MapQuery,
     MapPlaceForm,
     LayoutParams,
+    PatternQuery,
+    PatternForm,
 )
 """The request bodies the routes read themselves; the OpenAPI document carries their schemas."""
 HTTP_ERROR_CODES: dict[int, ErrorCode] = {status: code for code, status in HTTP_STATUS.items()}
@@ -139,6 +147,21 @@ class BodyLimit:
             return message
 
         return await self.app(scope, counted, send)
+
+
+STRUCTURE_FILE_RESPONSE = {
+    "description": "The record (JSON), or with `format` the structure file (a download, `Content-Disposition`).",
+    "content": {media: {"schema": {"type": "string"}} for media in sorted(set(MEDIA_TYPES.values()))},
+}
+
+
+def structure_response(file: StructureFile) -> Response:
+    """A structure file as a download: its content type (UTF-8) and file name."""
+    return Response(
+        content=file.content.encode("utf-8"),
+        media_type=f"{file.media_type}; charset=utf-8",
+        headers={"content-disposition": f'attachment; filename="{file.filename}"'},
+    )
 
 
 def make_http_app(service: ServiceAPI) -> FastAPI:
@@ -247,20 +270,59 @@ def make_http_app(service: ServiceAPI) -> FastAPI:
         openapi_examples={"stored": {"summary": "the material the upsert example stores", "value": EXAMPLE_ID}},
     )
 
+    structure_format_query = Query(
+        default=None, alias="format", description="return the structure as this file instead of the record"
+    )
+
     @app.get(
         MAP_API.material + "{material_id}",
         operation_id="get_material",
         response_model=MaterialRecord,
-        summary="A stored material",
-        responses=read_errors(400, 401, 404, 503),
+        summary="A stored material, or its structure as a file",
+        description="Without `format`: the stored record (JSON). With `format`: the structure as a file to "
+        "download: `cif` (the primitive cell as embedded, P1), `json` (pymatgen `Structure.as_dict()`), `poscar`, "
+        "or `original` (the file it was stored from; built-in structures have none: 404).",
+        responses={**read_errors(400, 401, 404, 503), 200: STRUCTURE_FILE_RESPONSE},
         openapi_extra=read_op(),
     )
     async def get_material(
-        request: Request, material_id: str = material_id_path, vectors: bool = False
-    ) -> MaterialRecord:
+        request: Request,
+        material_id: str = material_id_path,
+        vectors: bool = False,
+        structure_format: StructureFormatOut | None = structure_format_query,
+    ) -> MaterialRecord | Response:
         api().authorize(request.headers.get("authorization"), write=False)
+        if structure_format is not None:
+            return structure_response(await api().structure_file(material_id, structure_format))
         result = await api().get(GetQuery(material_ids=[material_id], with_vectors=vectors))
         return result.materials[0]
+
+    @app.get(
+        MAP_API.material + "{material_id}/pattern",
+        operation_id="material_pattern",
+        response_model=PatternOut,
+        summary="The simulated powder pattern of a stored material",
+        description="The model's simulator and grid (Cu Kα, 10-110°, 0.02° bins), max-normalised; only the "
+        "non-zero bins are listed.",
+        responses=read_errors(400, 401, 404, 503),
+        openapi_extra=read_op(),
+    )
+    async def material_pattern(request: Request, material_id: str = material_id_path) -> PatternOut:
+        api().authorize(request.headers.get("authorization"), write=False)
+        return await api().material_pattern(material_id)
+
+    @app.post(
+        "/v1/pattern",
+        operation_id="pattern",
+        response_model=PatternOut,
+        summary="The simulated powder pattern of a structure",
+        description="JSON: a structure; multipart: a structure file. Nothing is stored.",
+        responses=read_errors(400, 401, 413, 503),
+        openapi_extra=read_op(request_body(PatternQuery, PatternForm, EXAMPLES["pattern"])),
+    )
+    async def pattern(request: Request) -> PatternOut:
+        query, _ = await _read(request, PatternQuery, PatternForm)
+        return await api().pattern(query)
 
     @app.post(
         "/v1/materials",

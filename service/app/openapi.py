@@ -75,6 +75,7 @@ EXAMPLES: dict[str, dict[str, dict[str, Any]]] = {
         ),
     },
     "embed": {"structure": example("Vectors of a CIF (rock salt)", {"structure": NACL})},
+    "pattern": {"structure": example("The simulated pattern of a CIF (rock salt)", {"structure": NACL})},
     "upsert": {
         "one": example(
             f"Store rock salt as {EXAMPLE_ID} (API key)",

@@ -22,16 +22,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from matconcept.service.store.peaks import PatternMatch
 
 if TYPE_CHECKING:
     from matconcept.encoders.xrd.match import PreparedQuery
+    from matconcept.encoders.xrd.measured import MeasuredOnGrid
     from matconcept.encoders.xrd.peaks import PeakList
+    from matconcept.service.store.base import VectorStore
+    from matconcept.service.store.records import Hit, SearchFilters
 
 logger = logging.getLogger(__name__)
 
@@ -47,13 +50,32 @@ class PatternSearchOptions(BaseModel):
 
     rerank: bool = Field(default=True, description="two-stage search; false: the embedding alone, as before")
     depth: int = Field(default=DEFAULT_DEPTH, ge=1, le=MAX_DEPTH, description="candidates per first-stage vector")
-    wavelength: str | float | None = Field(
-        default=None, description="Å, or an anode (Cu, Mo, Co, Cr, Fe, Ag; Ka, Ka1, Ka2); Cu Kα when unset"
+    wavelength: str | None = Field(
+        default=None,
+        max_length=40,
+        description='Å ("0.7293"), or an anode (Cu, Mo, Co, Cr, Fe, Ag; Ka, Ka1, Ka2); Cu Kα when unset',
     )
     max_strain: float = Field(default=0.03, ge=0, le=0.1, description="isotropic strain fitted, ±")
     max_shift: float = Field(default=0.1, ge=0, le=1.0, description="2θ zero shift fitted, ± degrees")
     fwhm: float | None = Field(default=None, ge=0.03, le=1.5, description="peak width, degrees 2θ; estimated if unset")
     max_phases: int = Field(default=2, ge=1, le=3, description="phases of a mixture reported (1: no mixture search)")
+
+    @field_validator("wavelength", mode="before")
+    @classmethod
+    def _wavelength(cls, value: Any) -> str | None:
+        # A number is as good as its text (the gRPC field is a string); "" means unset.
+        if value is None or value == "":
+            return None
+        return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+class PatternSummary(BaseModel):
+    """What the service made of a measured pattern (re-ranked pattern searches)."""
+
+    fwhm: float = Field(description="peak width used, degrees 2θ")
+    fwhm_estimated: bool = Field(description="estimated from the pattern (not given)")
+    residual: float | None = Field(default=None, description="strongest unexplained peak, relative to the strongest")
+    candidates: int = Field(description="candidates re-ranked")
 
 
 class Phase(BaseModel):
@@ -92,13 +114,20 @@ def prepare(
         StructureInputError: (reason ``bad_pattern``) naming the problem: too few points, NaN, 2θ out
             of range or unsorted, all zeros, an unknown wavelength, no overlap with the model's range.
     """
+    return measured_query(two_theta, intensity, options, name)[1]
+
+
+def measured_query(
+    two_theta: Sequence[float], intensity: Sequence[float], options: PatternSearchOptions, name: str
+) -> tuple[MeasuredOnGrid, PreparedQuery]:
+    """:func:`prepare`, also returning the pattern as resampled (what the XRD encoder reads)."""
     from matconcept.encoders.errors import InputErrorReason, StructureInputError
     from matconcept.encoders.xrd.match import prepare_query
     from matconcept.encoders.xrd.measured import measured_on_grid
 
     on_grid = measured_on_grid(np.asarray(two_theta), np.asarray(intensity), options.wavelength, name=name)
     try:
-        return prepare_query(on_grid.pattern, covered=on_grid.covered, config=_config(options))
+        return on_grid, prepare_query(on_grid.pattern, covered=on_grid.covered, config=_config(options))
     except ValueError as exc:  # e.g. nothing left once the background is removed
         raise StructureInputError(InputErrorReason.BAD_PATTERN, name, str(exc)) from exc
 
@@ -156,3 +185,63 @@ def rank(query: PreparedQuery, candidates: Sequence[Candidate], options: Pattern
         fwhm=round(query.fwhm, 4),
         fwhm_estimated=query.fwhm_estimated,
     )
+
+
+@dataclass
+class FirstStage:
+    """The candidates of a pattern query, read from the store (see :func:`first_stage`)."""
+
+    hits: dict[str, Hit]
+    """material id → its first-stage hit, in the order found."""
+    distance: dict[str, float]
+    """material id → embedding distance of the query's XRD-encoder vector to its ``using`` vector."""
+    peaks: dict[str, PeakList | None]
+
+
+def first_stage(
+    store: VectorStore,
+    xrd: Sequence[float],
+    fingerprint: Sequence[float] | None,
+    options: PatternSearchOptions,
+    *,
+    filters: SearchFilters | None,
+    using: str,
+) -> FirstStage:
+    """Candidates: the nearest ``options.depth`` points of the XRD-encoder vector among the stored
+    ``xrd`` and ``crystal`` vectors and of the fingerprint among the stored fingerprints (where the
+    store keeps them), under ``filters``, with their embedding distances and peak lists.
+
+    Every call here reads the store: a caller that serialises store access holds its lock around it.
+    """
+    from matconcept.service.store.peaks import FINGERPRINT
+
+    vector = np.asarray(xrd, dtype=np.float32)
+    lists = [("xrd", vector), ("crystal", vector)]
+    if fingerprint is not None and store.has_vector(FINGERPRINT):
+        lists.append((FINGERPRINT, np.asarray(fingerprint, dtype=np.float32)))
+    found: dict[str, Hit] = {}
+    distance: dict[str, float] = {}
+    for name, query_vector in lists:
+        for hit in store.search(query_vector, using=name, k=options.depth, filters=filters):
+            found.setdefault(hit.material_id, hit)
+            if name == using:
+                distance[hit.material_id] = hit.distance
+    missing = [m for m in found if m not in distance]
+    for record in store.get(missing, with_vectors=True) if missing else []:
+        stored = np.asarray(record.vectors[using], dtype=np.float32)
+        distance[record.material_id] = float(np.linalg.norm(stored - vector))
+    return FirstStage(found, distance, store.get_peaks(list(found)))
+
+
+def second_stage(
+    query: PreparedQuery, first: FirstStage, options: PatternSearchOptions, top_k: int
+) -> tuple[list[Hit], PatternRanking]:
+    """Re-rank the candidates by search-match: (the best ``top_k`` hits, each with its match and
+    embedding distance; the ranking with the phases)."""
+    ranking = rank(query, [Candidate(m, first.peaks.get(m)) for m in first.hits], options)
+    hits = []
+    for m in ranking.order[:top_k]:
+        hit = first.hits[m]
+        update = {"distance": first.distance.get(m, hit.distance), "match": ranking.matches.get(m)}
+        hits.append(hit.model_copy(update=update))
+    return hits, ranking

@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 from matconcept.service.store.records import Hit, MaterialRecord, SearchFilters
+from matconcept.service.store.structures import StructureFormatOut
 
 VectorName = Literal["crystal", "xrd"]
 SOURCE_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
@@ -199,6 +200,9 @@ class UpsertResult(BaseModel):
 class GetQuery(_Request):
     material_ids: list[str] = Field(min_length=1)
     with_vectors: bool = False
+    structure_format: StructureFormatOut | None = Field(
+        default=None, description="also return each stored structure as this file: cif, json, poscar or original"
+    )
 
 
 class GetResult(BaseModel):
@@ -274,3 +278,30 @@ class MapPlaceResult(BaseModel):
     layout_id: str
     query: MapQueryPoint
     hits: list[MapHit] = Field(description="nearest first, in the embedding space (not on the map)")
+
+
+class PatternQuery(_Request):
+    """The simulated powder pattern of an uploaded structure (``POST /v1/pattern``)."""
+
+    structure: StructureIn
+
+
+class PatternOut(BaseModel):
+    """A simulated powder pattern on the model's grid, sparse: its non-zero bins only.
+
+    The pattern the XRD encoder reads is a histogram of ``n_bins`` bins of width ``step`` from
+    ``two_theta_min`` to ``two_theta_max`` (the model's settings: Cu Kα, 10-110°, 0.02°, 5000 bins),
+    max-normalised. Only bins with intensity are listed (a few hundred of 5000); every other bin is 0.
+    Plot ``two_theta``/``intensity`` as sticks, or fill a zero array of ``n_bins`` at
+    ``round((two_theta - two_theta_min) / step - 0.5)`` for the full vector.
+    """
+
+    material_id: str | None = Field(default=None, description="the stored material (None for an upload)")
+    formula: str = Field(description="reduced formula")
+    wavelength: float = Field(description="X-ray wavelength, Å")
+    two_theta_min: float = Field(description="grid start, degrees")
+    two_theta_max: float = Field(description="grid end, degrees")
+    step: float = Field(description="bin width, degrees")
+    n_bins: int = Field(description="bins of the full pattern")
+    two_theta: list[float] = Field(description="centres of the non-zero bins, degrees, ascending")
+    intensity: list[float] = Field(description="their intensities; the strongest bin is 1")

@@ -20,7 +20,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 if TYPE_CHECKING:
     from matconcept.encoders.checkpoint import LoadedModel
@@ -181,13 +181,18 @@ CSV_COLUMNS: tuple[str, ...] = (
 
 def hit_table(hits: Sequence[Hit]) -> str:
     """Hits as a text table whose columns are as wide as their longest cell (long ids stay aligned)."""
-    header = ("rank", "id", "formula", "space group", "distance")
-    right = (True, False, False, False, True)
+    matched = any(hit.match is not None for hit in hits)  # a re-ranked pattern search: its fit too
+    header = ("rank", "id", "formula", "space group", "distance") + (("match", "strain", "shift°") if matched else ())
+    right = (True, False, False, False, True) + ((True, True, True) if matched else ())
     rows = [header]
     for rank, hit in enumerate(hits, 1):
         p = hit.payload
         group = f"{p.spacegroup_symbol} ({p.spacegroup_number})" if p.spacegroup_number else "-"
-        rows.append((str(rank), hit.material_id, p.formula, group, f"{hit.distance:.4f}"))
+        row = (str(rank), hit.material_id, p.formula, group, f"{hit.distance:.4f}")
+        if matched:
+            m = hit.match
+            row += (f"{m.score:.4f}", f"{m.strain:+.2%}", f"{m.shift:+.3f}") if m is not None else ("-", "-", "-")
+        rows.append(row)
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     return "\n".join(
         "  ".join(cell.rjust(w) if r else cell.ljust(w) for cell, w, r in zip(row, widths, right, strict=True)).rstrip()
@@ -213,19 +218,35 @@ def hit_csv(hits: Sequence[Hit]) -> str:
 
 
 def print_hits(
-    query: str, hits: Sequence[Hit], *, using: str, model_id: str, as_json: bool = False, fmt: str = "table"
+    query: str,
+    hits: Sequence[Hit],
+    *,
+    using: str,
+    model_id: str,
+    as_json: bool = False,
+    fmt: str = "table",
+    phases: Sequence[Any] = (),
 ) -> None:
     """A search result on standard output: a titled table, one JSON object with ranked hits, or CSV
-    (``as_json`` is ``fmt="json"``, for callers of the ``--json`` era)."""
+    (``as_json`` is ``fmt="json"``, for callers of the ``--json`` era). ``phases``: a pattern's."""
     fmt = "json" if as_json else fmt
     if fmt == "json":
         ranked = [{"rank": i, **h.model_dump()} for i, h in enumerate(hits, 1)]
-        print(json.dumps({"query": query, "model": model_id, "using": using, "hits": ranked}))
+        out = {"query": query, "model": model_id, "using": using, "hits": ranked}
+        if phases:
+            out["phases"] = [p.model_dump() for p in phases]
+        print(json.dumps(out))
     elif fmt == "csv":
         sys.stdout.write(hit_csv(hits))
     else:
-        print(f"# {query}: {len(hits)} nearest by {using} vectors (model {model_id})")
+        if any(h.match is not None for h in hits):
+            print(f"# {query}: {len(hits)} best matches (search-match of vector candidates, model {model_id})")
+        else:
+            print(f"# {query}: {len(hits)} nearest by {using} vectors (model {model_id})")
         print(hit_table(hits))
+        if len(phases) > 1:
+            found = ", ".join(f"{p.material_id} ({p.weight:.0%}, match {p.score:.3f})" for p in phases)
+            print(f"# phases: {found}")
 
 
 def note(message: str) -> None:

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from matconcept.encoders.embedder import Embedder
+    from matconcept.service.app.phase_search import PatternSearchOptions
     from matconcept.service.ingest.local import IngestSummary
     from matconcept.service.store import SearchFilters, VectorStore
 
@@ -62,7 +63,16 @@ def add_parsers(subparsers: SubParsers) -> None:
     s = subparsers.add_parser("search", help="nearest stored materials to a CIF, an id or a pattern")
     _add_store_options(s)
     s.add_argument("query", nargs="?", help="a CIF (or other structure) file, or a stored material id (cod:1000000)")
-    s.add_argument("--xrd", type=Path, help="search with a powder pattern (2θ, intensity columns) instead")
+    s.add_argument(
+        "--xrd",
+        type=Path,
+        help="identify a measured powder pattern instead (.xy/.xye/.csv/.txt/.dat columns 2θ, intensity; .xrdml): "
+        "candidates from the vectors, re-ranked by search-match (score, fitted strain and shift; mixtures)",
+    )
+    s.add_argument(
+        "--wavelength", help="of --xrd: Å or an anode (Cu, Mo, Co, Cr, Fe, Ag); default the file's, else Cu Kα"
+    )
+    s.add_argument("--no-rerank", action="store_true", help="with --xrd: the embedding alone (no search-match)")
     s.add_argument("--top-k", type=int, default=10)
     add_filter_option(s)
     s.add_argument(
@@ -167,16 +177,47 @@ def _search_local(args: argparse.Namespace, filters: SearchFilters | None) -> in
     collection = settings.db_dir / settings.collection_name(embedder.model_id)
     if not settings.qdrant_url and not collection.exists():
         raise CliError(f"nothing stored for model {embedder.model_id} under {settings.db_dir}; run `matconcept ingest`")
+    phases = []
     try:
         with open_store(settings, embedder.model_id, embedder.dim) as store:
-            vector, described = _query_vector(args, embedder, store)
-            hits = store.search(vector, using=args.using, k=args.top_k, filters=filters, exact=args.exact or None)
+            if args.xrd is not None:
+                hits, phases = _search_pattern_local(args, embedder, store, filters)
+                described = f"pattern {args.xrd}"
+            else:
+                vector, described = _query_vector(args, embedder, store)
+                hits = store.search(vector, using=args.using, k=args.top_k, filters=filters, exact=args.exact or None)
     except StructureInputError as exc:
         raise CliError(exc.message) from None
     except StoreError as exc:
         raise CliError(str(exc)) from None
-    print_hits(described, hits, using=args.using, model_id=embedder.model_id, fmt=args.output)
+    print_hits(described, hits, using=args.using, model_id=embedder.model_id, fmt=args.output, phases=phases)
     return 0
+
+
+def _pattern_options(args: argparse.Namespace, stated: float | None) -> PatternSearchOptions:
+    from matconcept.service.app.phase_search import PatternSearchOptions
+
+    wavelength = args.wavelength or (str(stated) if stated is not None else None)
+    return PatternSearchOptions(rerank=not args.no_rerank, wavelength=wavelength)
+
+
+def _search_pattern_local(
+    args: argparse.Namespace, embedder: Embedder, store: VectorStore, filters: SearchFilters | None
+) -> tuple[list, list]:
+    """The service's two-stage pattern search, on the store this process opened: (hits, phases)."""
+    from matconcept.encoders.xrd import read_pattern
+    from matconcept.encoders.xrd.fingerprint import query_fingerprint
+    from matconcept.service.app.phase_search import first_stage, measured_query, second_stage
+
+    read = read_pattern(args.xrd)
+    options = _pattern_options(args, read.wavelength)
+    on_grid, query = measured_query(read.two_theta, read.intensity, options, str(args.xrd))
+    vector = embedder.embed_patterns(on_grid.pattern[None, :])[0]
+    if not options.rerank:
+        return store.search(vector, using=args.using, k=args.top_k, filters=filters, exact=args.exact or None), []
+    first = first_stage(store, vector, query_fingerprint(query), options, filters=filters, using=args.using)
+    hits, ranking = second_stage(query, first, options, args.top_k)
+    return hits, ranking.phases
 
 
 def _query_vector(args: argparse.Namespace, embedder: Embedder, store: VectorStore) -> tuple[np.ndarray, str]:
@@ -212,7 +253,8 @@ def _search_remote(args: argparse.Namespace, filters: SearchFilters | None) -> i
     with MatconceptClient(args.remote, api_key=os.environ.get(API_KEY_ENV)) as client:
         try:
             if args.xrd is not None:
-                result = client.search(pattern=args.xrd, **query)
+                options = {"rerank": not args.no_rerank}
+                result = client.search(pattern=args.xrd, wavelength=args.wavelength, pattern_options=options, **query)
             elif Path(args.query).is_file():
                 result = client.search(structure=Path(args.query), **query)
             else:
@@ -220,7 +262,9 @@ def _search_remote(args: argparse.Namespace, filters: SearchFilters | None) -> i
         except MatconceptError as exc:
             raise CliError(f"{args.remote}: {exc}") from None
     described = args.query or str(args.xrd)
-    print_hits(described, result.hits, using=result.using, model_id=result.model_id, fmt=args.output)
+    print_hits(
+        described, result.hits, using=result.using, model_id=result.model_id, fmt=args.output, phases=result.phases
+    )
     return 0
 
 

@@ -110,7 +110,7 @@ class Vector(_message.Message):
     def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("structure", "pattern", "material_id", "vector", "top_k", "filters", "using", "exact")
+    __slots__ = ("structure", "pattern", "material_id", "vector", "top_k", "filters", "using", "exact", "pattern_options")
     STRUCTURE_FIELD_NUMBER: _ClassVar[int]
     PATTERN_FIELD_NUMBER: _ClassVar[int]
     MATERIAL_ID_FIELD_NUMBER: _ClassVar[int]
@@ -119,6 +119,7 @@ class SearchRequest(_message.Message):
     FILTERS_FIELD_NUMBER: _ClassVar[int]
     USING_FIELD_NUMBER: _ClassVar[int]
     EXACT_FIELD_NUMBER: _ClassVar[int]
+    PATTERN_OPTIONS_FIELD_NUMBER: _ClassVar[int]
     structure: StructureInput
     pattern: XrdPattern
     material_id: str
@@ -127,7 +128,62 @@ class SearchRequest(_message.Message):
     filters: Filters
     using: VectorSpace
     exact: bool
-    def __init__(self, structure: _Optional[_Union[StructureInput, _Mapping]] = ..., pattern: _Optional[_Union[XrdPattern, _Mapping]] = ..., material_id: _Optional[str] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ..., top_k: _Optional[int] = ..., filters: _Optional[_Union[Filters, _Mapping]] = ..., using: _Optional[_Union[VectorSpace, str]] = ..., exact: _Optional[bool] = ...) -> None: ...
+    pattern_options: PatternOptions
+    def __init__(self, structure: _Optional[_Union[StructureInput, _Mapping]] = ..., pattern: _Optional[_Union[XrdPattern, _Mapping]] = ..., material_id: _Optional[str] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ..., top_k: _Optional[int] = ..., filters: _Optional[_Union[Filters, _Mapping]] = ..., using: _Optional[_Union[VectorSpace, str]] = ..., exact: _Optional[bool] = ..., pattern_options: _Optional[_Union[PatternOptions, _Mapping]] = ...) -> None: ...
+
+class PatternOptions(_message.Message):
+    __slots__ = ("rerank", "depth", "wavelength", "max_strain", "max_shift", "fwhm", "max_phases")
+    RERANK_FIELD_NUMBER: _ClassVar[int]
+    DEPTH_FIELD_NUMBER: _ClassVar[int]
+    WAVELENGTH_FIELD_NUMBER: _ClassVar[int]
+    MAX_STRAIN_FIELD_NUMBER: _ClassVar[int]
+    MAX_SHIFT_FIELD_NUMBER: _ClassVar[int]
+    FWHM_FIELD_NUMBER: _ClassVar[int]
+    MAX_PHASES_FIELD_NUMBER: _ClassVar[int]
+    rerank: bool
+    depth: int
+    wavelength: str
+    max_strain: float
+    max_shift: float
+    fwhm: float
+    max_phases: int
+    def __init__(self, rerank: _Optional[bool] = ..., depth: _Optional[int] = ..., wavelength: _Optional[str] = ..., max_strain: _Optional[float] = ..., max_shift: _Optional[float] = ..., fwhm: _Optional[float] = ..., max_phases: _Optional[int] = ...) -> None: ...
+
+class PatternMatch(_message.Message):
+    __slots__ = ("score", "strain", "shift")
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    STRAIN_FIELD_NUMBER: _ClassVar[int]
+    SHIFT_FIELD_NUMBER: _ClassVar[int]
+    score: float
+    strain: float
+    shift: float
+    def __init__(self, score: _Optional[float] = ..., strain: _Optional[float] = ..., shift: _Optional[float] = ...) -> None: ...
+
+class Phase(_message.Message):
+    __slots__ = ("material_id", "score", "strain", "shift", "weight")
+    MATERIAL_ID_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    STRAIN_FIELD_NUMBER: _ClassVar[int]
+    SHIFT_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    material_id: str
+    score: float
+    strain: float
+    shift: float
+    weight: float
+    def __init__(self, material_id: _Optional[str] = ..., score: _Optional[float] = ..., strain: _Optional[float] = ..., shift: _Optional[float] = ..., weight: _Optional[float] = ...) -> None: ...
+
+class PatternSummary(_message.Message):
+    __slots__ = ("fwhm", "fwhm_estimated", "residual", "candidates")
+    FWHM_FIELD_NUMBER: _ClassVar[int]
+    FWHM_ESTIMATED_FIELD_NUMBER: _ClassVar[int]
+    RESIDUAL_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    fwhm: float
+    fwhm_estimated: bool
+    residual: float
+    candidates: int
+    def __init__(self, fwhm: _Optional[float] = ..., fwhm_estimated: _Optional[bool] = ..., residual: _Optional[float] = ..., candidates: _Optional[int] = ...) -> None: ...
 
 class Material(_message.Message):
     __slots__ = ("material_id", "source", "source_id", "formula", "elements", "n_elements", "n_sites", "spacegroup_number", "spacegroup_symbol", "density", "volume", "disordered", "cod_id", "doi", "journal", "year", "title", "mineral", "tags", "content_hash", "ingested_at", "crystal_system")
@@ -185,32 +241,38 @@ class Material(_message.Message):
     def __init__(self, material_id: _Optional[str] = ..., source: _Optional[str] = ..., source_id: _Optional[str] = ..., formula: _Optional[str] = ..., elements: _Optional[_Iterable[str]] = ..., n_elements: _Optional[int] = ..., n_sites: _Optional[int] = ..., spacegroup_number: _Optional[int] = ..., spacegroup_symbol: _Optional[str] = ..., density: _Optional[float] = ..., volume: _Optional[float] = ..., disordered: _Optional[bool] = ..., cod_id: _Optional[str] = ..., doi: _Optional[str] = ..., journal: _Optional[str] = ..., year: _Optional[int] = ..., title: _Optional[str] = ..., mineral: _Optional[str] = ..., tags: _Optional[_Mapping[str, str]] = ..., content_hash: _Optional[str] = ..., ingested_at: _Optional[str] = ..., crystal_system: _Optional[str] = ...) -> None: ...
 
 class Hit(_message.Message):
-    __slots__ = ("material_id", "formula", "spacegroup_number", "spacegroup_symbol", "distance", "payload")
+    __slots__ = ("material_id", "formula", "spacegroup_number", "spacegroup_symbol", "distance", "payload", "match")
     MATERIAL_ID_FIELD_NUMBER: _ClassVar[int]
     FORMULA_FIELD_NUMBER: _ClassVar[int]
     SPACEGROUP_NUMBER_FIELD_NUMBER: _ClassVar[int]
     SPACEGROUP_SYMBOL_FIELD_NUMBER: _ClassVar[int]
     DISTANCE_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    MATCH_FIELD_NUMBER: _ClassVar[int]
     material_id: str
     formula: str
     spacegroup_number: int
     spacegroup_symbol: str
     distance: float
     payload: Material
-    def __init__(self, material_id: _Optional[str] = ..., formula: _Optional[str] = ..., spacegroup_number: _Optional[int] = ..., spacegroup_symbol: _Optional[str] = ..., distance: _Optional[float] = ..., payload: _Optional[_Union[Material, _Mapping]] = ...) -> None: ...
+    match: PatternMatch
+    def __init__(self, material_id: _Optional[str] = ..., formula: _Optional[str] = ..., spacegroup_number: _Optional[int] = ..., spacegroup_symbol: _Optional[str] = ..., distance: _Optional[float] = ..., payload: _Optional[_Union[Material, _Mapping]] = ..., match: _Optional[_Union[PatternMatch, _Mapping]] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
-    __slots__ = ("model_id", "using", "hits", "query_structure")
+    __slots__ = ("model_id", "using", "hits", "query_structure", "phases", "pattern")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     USING_FIELD_NUMBER: _ClassVar[int]
     HITS_FIELD_NUMBER: _ClassVar[int]
     QUERY_STRUCTURE_FIELD_NUMBER: _ClassVar[int]
+    PHASES_FIELD_NUMBER: _ClassVar[int]
+    PATTERN_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     using: VectorSpace
     hits: _containers.RepeatedCompositeFieldContainer[Hit]
     query_structure: StructureSummary
-    def __init__(self, model_id: _Optional[str] = ..., using: _Optional[_Union[VectorSpace, str]] = ..., hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ..., query_structure: _Optional[_Union[StructureSummary, _Mapping]] = ...) -> None: ...
+    phases: _containers.RepeatedCompositeFieldContainer[Phase]
+    pattern: PatternSummary
+    def __init__(self, model_id: _Optional[str] = ..., using: _Optional[_Union[VectorSpace, str]] = ..., hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ..., query_structure: _Optional[_Union[StructureSummary, _Mapping]] = ..., phases: _Optional[_Iterable[_Union[Phase, _Mapping]]] = ..., pattern: _Optional[_Union[PatternSummary, _Mapping]] = ...) -> None: ...
 
 class UpsertItem(_message.Message):
     __slots__ = ("structure", "source", "source_id", "tags")

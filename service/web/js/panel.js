@@ -21,7 +21,14 @@ export function neighbour(hit, rank, fields) {
     source: fields.source || "",
     x: typeof fields.x === "number" ? fields.x : null,
     y: typeof fields.y === "number" ? fields.y : null,
+    match: hit.match || null, // a pattern's search-match: {score, strain, shift}
   };
+}
+
+/** "+0.41 %" for a fitted strain, "−0.030°" for a zero shift (a real minus sign). */
+function signed(value, digits, unit) {
+  const text = Math.abs(value).toFixed(digits);
+  return `${value < 0 ? "\u2212" : "+"}${text}${unit}`;
 }
 
 export function renderNeighbours(titleHtml) {
@@ -42,8 +49,17 @@ export function renderNeighbours(titleHtml) {
       `<div class="meta"><a href="${materialUrl(paths().material, hit.material_id)}" target="_blank" ` +
       `rel="noopener">${escapeHtml(hit.material_id)}</a>${group}` +
       `${hit.source ? ` · ${escapeHtml(hit.source)}` : ""}` +
-      `${onMap ? "" : ' <span class="off-map">(not on this map)</span>'}</div></span>` +
-      `<span class="distance" title="distance in the embedding space">${formatDistance(hit.distance)}</span>`;
+      `${onMap ? "" : ' <span class="off-map">(not on this map)</span>'}</div>` +
+      (hit.match
+        ? `<div class="fit" title="fitted isotropic strain and 2θ zero shift">strain ` +
+          `${signed(100 * hit.match.strain, 2, " %")} · shift ${signed(hit.match.shift, 3, "°")}</div>`
+        : "") +
+      `</span>` +
+      (hit.match
+        ? `<span class="distance match" title="search-match score (cosine of your pattern with this material's, ` +
+          `strain and shift fitted); embedding distance ${formatDistance(hit.distance)}">` +
+          `${hit.match.score.toFixed(3)}</span>`
+        : `<span class="distance" title="distance in the embedding space">${formatDistance(hit.distance)}</span>`);
     li.addEventListener("click", (event) => {
       if (event.target.closest("a")) return;
       const index = state.idIndex.get(hit.material_id);

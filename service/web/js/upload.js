@@ -88,7 +88,8 @@ async function placeQuery(answer, fileName) {
   const s = q.structure;
   const what = q.kind === "pattern" ? "XRD pattern" : "structure";
   const sameAsFormula = s && s.formula === state.query.label;
-  let title = `Nearest to your ${what} <b>${sameAsFormula ? formulaHtml(s.formula) : escapeHtml(state.query.label)}</b>`;
+  const lead = state.neighbours.some((h) => h.match) ? "Best matches for" : "Nearest to"; // a pattern: search-match
+  let title = `${lead} your ${what} <b>${sameAsFormula ? formulaHtml(s.formula) : escapeHtml(state.query.label)}</b>`;
   if (s) {
     const facts = [];
     if (!sameAsFormula) facts.push(formulaHtml(s.formula));
