@@ -254,3 +254,107 @@ def test_map_layout_points_and_placing_an_upload(service, stored):
     assert page.status_code == 200 and "/map/static/plotly.min.js" in page.text
     assert requests.get(f"{url}/map/static/plotly.min.js").status_code == 200
     assert requests.get(f"{url}/map/static/..%2Fapi.py").status_code == 404
+
+
+def test_any_stored_structure_downloads_over_http_grpc_and_the_cli(service, client, stored, tmp_path, capsys):
+    """A COD CIF, a user's upload (multipart POSCAR) and an AFLOW prototype (its pymatgen JSON), once
+    stored, come back as CIF, JSON and POSCAR that parse to the stored structure (StructureMatcher) and
+    as the original file, over HTTP, gRPC and ``matconcept get --remote``; search answers never carry them."""
+    from pymatgen.io.vasp import Poscar
+
+    from matconcept.encoders.builtin import builtin_structures
+    from matconcept.encoders.structure_io import read_structure
+    from matconcept.service.cli import main
+    from matconcept.service.client import MatconceptError
+    from matconcept.service.store.structures import STRUCTURE_FIELDS, decode_text
+    from tests.structure_match import matches
+
+    url, key = service.http_url, {"authorization": f"Bearer {API_KEY}"}
+    cod_id, cod_path = next(iter(stored.items()))
+    aflow = next(item for item in builtin_structures() if item.material_id == "aflow:AB_cF8_225_a_b")
+    aflow_json = json.dumps(aflow.structure.as_dict())
+    cell = read_structure(cod_path).structure.copy()
+    cell.scale_lattice(1.1 * cell.volume)  # a user's own cell: another structure than the stored CIF
+    poscar = Poscar(cell).get_str()
+    r = requests.post(
+        f"{url}/v1/materials", files={"file": ("my-cell.vasp", poscar.encode())}, data={"source": "user"}, headers=key
+    )
+    assert r.status_code == 200 and r.json()["stored"] == 1, r.text
+    item = {"structure": {"content": aflow_json, "name": "AB_cF8_225_a_b.json"}, "source": "aflow"}
+    r = requests.post(f"{url}/v1/materials", json={"items": [item]}, headers=key)
+    assert r.status_code == 200 and r.json()["stored"] == 1, r.text
+    expected = {
+        cod_id: (read_structure(cod_path).structure, cod_path.read_bytes()),
+        "user:my-cell": (read_structure(poscar, fmt="poscar").structure, poscar.encode()),
+        "aflow:AB_cF8_225_a_b": (aflow.parse().structure, aflow_json.encode()),
+    }
+    media = {"cif": "chemical/x-cif", "json": "application/json", "poscar": "text/plain"}
+    try:
+        for material_id, (structure, original) in expected.items():
+            stem = material_id.replace(":", "_")
+            for fmt in ("cif", "json", "poscar"):
+                r = requests.get(f"{url}/v1/materials/{material_id}", params={"format": fmt})
+                assert r.status_code == 200, r.text
+                assert r.headers["content-type"].startswith(media[fmt])
+                assert f'filename="{stem}.' in r.headers["content-disposition"]
+                assert matches(r.text, fmt, structure), (material_id, fmt)
+                file = client.get_structure(material_id, format=fmt)
+                assert file.format == fmt and matches(file.content, fmt, structure), (material_id, fmt)
+            r = requests.get(f"{url}/v1/materials/{material_id}", params={"format": "original"})
+            assert r.status_code == 200 and r.content.decode() == decode_text(original)
+            assert client.get_structure(material_id, format="original").content == decode_text(original)
+            out = tmp_path / f"{stem}.cif"
+            assert main(["get", material_id, "--remote", service.grpc_target, "--out", str(out)]) == 0
+            assert matches(out.read_text(), "cif", structure)
+        record = requests.get(f"{url}/v1/materials/{cod_id}").json()  # without format: the record, as before
+        assert record["material_id"] == cod_id and not set(STRUCTURE_FIELDS) & set(record["payload"])
+        assert record.get("structure") is None and client.get_one(cod_id).structure is None
+        r = requests.post(f"{url}/v1/search", json={"material_id": cod_id, "top_k": 20})
+        hits = r.json()["hits"]
+        assert len(hits) == len(expected) + len(stored) - 1
+        assert not [h for h in hits if set(STRUCTURE_FIELDS) & set(h["payload"]) or "structure" in h]
+        r = requests.get(f"{url}/v1/materials/{cod_id}", params={"format": "xyz"})
+        assert r.status_code == 400 and "format" in r.json()["error"]["message"]
+        r = requests.get(f"{url}/v1/materials/cod:0000000", params={"format": "cif"})
+        assert r.status_code == 404 and "cod:0000000" in r.json()["error"]["message"]
+        with pytest.raises(MatconceptError) as info:
+            client.get_structure("cod:0000000")
+        assert info.value.code == grpc.StatusCode.NOT_FOUND
+        assert main(["get", "cod:0000000", "--remote", service.grpc_target]) == 2
+        assert "NOT_FOUND" in capsys.readouterr().err
+    finally:
+        client.delete(["user:my-cell", "aflow:AB_cF8_225_a_b"])
+
+
+def test_simulated_patterns_of_a_stored_material_and_of_an_upload(service, stored):
+    """The page's patterns: the model's simulator on the model's grid, non-zero bins only, max 1; a stored
+    material's (its kept structure) and an upload's (JSON or multipart) agree with the simulator here."""
+    from matconcept.encoders.checkpoint import resolve_model
+    from matconcept.encoders.structure_io import read_structure
+    from matconcept.encoders.xrd import XRDSimulator
+
+    url = service.http_url
+    settings = resolve_model(None, "cpu").info.model.xrd
+    material_id, path = next(iter(stored.items()))
+    expected = XRDSimulator(settings).pattern(read_structure(path).structure)
+    lines = np.flatnonzero(expected > 0)
+    r = requests.get(f"{url}/v1/materials/{material_id}/pattern")
+    assert r.status_code == 200, r.text
+    stored_pattern = r.json()
+    assert stored_pattern["material_id"] == material_id and max(stored_pattern["intensity"]) == 1.0
+    assert (stored_pattern["wavelength"], stored_pattern["n_bins"]) == (settings.wavelength, settings.n_bins)
+    assert (stored_pattern["two_theta_min"], stored_pattern["step"]) == (settings.two_theta_min, settings.step)
+    np.testing.assert_allclose(stored_pattern["two_theta"], settings.bin_centres()[lines], atol=1e-4)
+    np.testing.assert_allclose(stored_pattern["intensity"], expected[lines], rtol=1e-5)
+    as_json = requests.post(f"{url}/v1/pattern", json={"structure": {"content": path.read_text(), "name": path.name}})
+    as_form = requests.post(f"{url}/v1/pattern", files={"file": (path.name, path.read_bytes())})
+    for r in (as_json, as_form):
+        assert r.status_code == 200, r.text
+        upload = r.json()
+        assert upload["material_id"] is None and upload["formula"] == stored_pattern["formula"]
+        assert upload["two_theta"] == stored_pattern["two_theta"]
+        np.testing.assert_allclose(upload["intensity"], stored_pattern["intensity"], rtol=1e-5)
+    r = requests.post(f"{url}/v1/pattern", files={"file": ("junk.cif", b"this is not a crystal")})
+    assert r.status_code == 400 and "junk.cif" in r.json()["error"]["message"]
+    r = requests.get(f"{url}/v1/materials/cod:0000000/pattern")
+    assert r.status_code == 404 and "cod:0000000" in r.json()["error"]["message"]
