@@ -22,6 +22,7 @@ from typing import Any
 import grpc
 
 from matconcept.service.app import convert
+from matconcept.service.app.phase_search import PatternSearchOptions
 from matconcept.service.app.rpc import matconcept_pb2 as pb
 from matconcept.service.app.rpc import matconcept_pb2_grpc as pb_grpc
 from matconcept.service.app.schemas import (
@@ -70,16 +71,25 @@ def to_structure(value: StructureLike, name: str | None = None) -> StructureIn:
 
 
 def to_pattern(value: PatternLike) -> PatternIn:
-    """``(two_theta, intensity)`` or an .xy file (2θ and intensity columns) → :class:`PatternIn`."""
+    """``(two_theta, intensity)`` or a file (.xy/.xye/.csv/.txt/.dat columns, or .xrdml) → :class:`PatternIn`."""
     if isinstance(value, PatternIn):
         return value
     if isinstance(value, Path):
-        from matconcept.encoders.xrd import read_xy
+        from matconcept.encoders.xrd import read_pattern
 
-        two_theta, intensity = read_xy(value)
-        return PatternIn(two_theta=list(map(float, two_theta)), intensity=list(map(float, intensity)))
+        read = read_pattern(value)
+        return PatternIn(two_theta=list(map(float, read.two_theta)), intensity=list(map(float, read.intensity)))
     two_theta, intensity = value
     return PatternIn(two_theta=list(map(float, two_theta)), intensity=list(map(float, intensity)))
+
+
+def _stated_wavelength(value: PatternLike) -> float | None:
+    """The wavelength a pattern file states (.xrdml does), else None."""
+    if isinstance(value, Path):
+        from matconcept.encoders.xrd import read_pattern
+
+        return read_pattern(value).wavelength
+    return None
 
 
 class MatconceptClient:
@@ -130,8 +140,23 @@ class MatconceptClient:
         filters: Any = None,
         using: str = "crystal",
         exact: bool = False,
+        wavelength: str | float | None = None,
+        pattern_options: PatternSearchOptions | dict | None = None,
     ) -> SearchResult:
-        """Nearest stored materials to exactly one of a structure, a pattern, a stored id or a vector."""
+        """Nearest stored materials to exactly one of a structure, a pattern, a stored id or a vector.
+
+        A pattern is identified in two stages (candidates re-ranked by search-match): hits carry
+        ``match`` (score, fitted strain and shift) and the result ``phases``. ``wavelength`` (Å or an
+        anode: "Mo", "Co Ka1"…; Cu Kα by default, or the one an .xrdml file states) and
+        ``pattern_options`` (:class:`~matconcept.service.app.phase_search.PatternSearchOptions`, e.g.
+        ``{"rerank": False}`` for the embedding alone) apply to a pattern only.
+        """
+        options = None
+        if pattern is not None:
+            options = PatternSearchOptions.model_validate(pattern_options or {})
+            stated = wavelength if wavelength is not None else _stated_wavelength(pattern)
+            if stated is not None and options.wavelength is None:
+                options = options.model_copy(update={"wavelength": str(stated)})
         query = SearchQuery(
             structure=to_structure(structure) if structure is not None else None,
             pattern=to_pattern(pattern) if pattern is not None else None,
@@ -141,6 +166,7 @@ class MatconceptClient:
             filters=filters,
             using=using,
             exact=exact,
+            pattern_options=options,
         )
         return convert.search_result_from_pb(self._call("Search", convert.search_query_to_pb(query)))
 

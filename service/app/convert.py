@@ -7,6 +7,7 @@ results in), so both sides agree on every field by construction. Unset proto3 sc
 
 from __future__ import annotations
 
+from matconcept.service.app.phase_search import PatternSearchOptions, PatternSummary, Phase
 from matconcept.service.app.rpc import matconcept_pb2 as pb
 from matconcept.service.app.schemas import (
     DeleteQuery,
@@ -26,6 +27,7 @@ from matconcept.service.app.schemas import (
     UpsertQuery,
     UpsertResult,
 )
+from matconcept.service.store.peaks import PatternMatch
 from matconcept.service.store.records import Hit, MaterialPayload, MaterialRecord, SearchFilters
 from matconcept.service.store.structures import StructureFile
 
@@ -162,7 +164,7 @@ def payload_from_pb(m: pb.Material) -> MaterialPayload:
 
 
 def hit_to_pb(h: Hit) -> pb.Hit:
-    return pb.Hit(
+    m = pb.Hit(
         material_id=h.material_id,
         formula=h.payload.formula,
         spacegroup_number=h.payload.spacegroup_number or 0,
@@ -170,10 +172,33 @@ def hit_to_pb(h: Hit) -> pb.Hit:
         distance=h.distance,
         payload=payload_to_pb(h.payload),
     )
+    if h.match is not None:
+        m.match.CopyFrom(pb.PatternMatch(**h.match.model_dump()))
+    return m
 
 
 def hit_from_pb(m: pb.Hit) -> Hit:
-    return Hit(material_id=m.material_id, distance=m.distance, payload=payload_from_pb(m.payload))
+    match = None
+    if m.HasField("match"):
+        match = PatternMatch(score=m.match.score, strain=m.match.strain, shift=m.match.shift)
+    return Hit(material_id=m.material_id, distance=m.distance, payload=payload_from_pb(m.payload), match=match)
+
+
+_PATTERN_OPTIONAL = ("rerank", "depth", "max_strain", "max_shift", "fwhm", "max_phases")
+"""PatternOptions fields that are ``optional`` in the proto: unset means the service's default."""
+
+
+def pattern_options_from_pb(m: pb.PatternOptions) -> PatternSearchOptions:
+    values: dict = {name: getattr(m, name) for name in _PATTERN_OPTIONAL if m.HasField(name)}
+    return PatternSearchOptions(wavelength=m.wavelength or None, **values)
+
+
+def pattern_options_to_pb(o: PatternSearchOptions) -> pb.PatternOptions:
+    m = pb.PatternOptions(wavelength=o.wavelength or "")
+    for name in _PATTERN_OPTIONAL:
+        if name in o.model_fields_set and getattr(o, name) is not None:
+            setattr(m, name, getattr(o, name))
+    return m
 
 
 def structure_file_to_pb(f: StructureFile) -> pb.StructureFile:
@@ -228,6 +253,7 @@ def search_query_from_pb(m: pb.SearchRequest) -> SearchQuery:
         filters=filters_from_pb(m.filters) if m.HasField("filters") else None,
         using=_SPACE_NAMES.get(m.using, "crystal"),
         exact=m.exact,
+        pattern_options=pattern_options_from_pb(m.pattern_options) if m.HasField("pattern_options") else None,
     )
 
 
@@ -243,6 +269,8 @@ def search_query_to_pb(q: SearchQuery) -> pb.SearchRequest:
         m.vector.values.extend(q.vector or [])
     if q.filters is not None:
         m.filters.CopyFrom(filters_to_pb(q.filters))
+    if q.pattern_options is not None:
+        m.pattern_options.CopyFrom(pattern_options_to_pb(q.pattern_options))
     return m
 
 
@@ -312,6 +340,9 @@ def search_result_to_pb(r: SearchResult) -> pb.SearchResponse:
     m = pb.SearchResponse(model_id=r.model_id, using=_SPACES[r.using], hits=[hit_to_pb(h) for h in r.hits])
     if r.query_structure is not None:
         m.query_structure.CopyFrom(summary_to_pb(r.query_structure))
+    m.phases.extend(pb.Phase(**p.model_dump()) for p in r.phases)
+    if r.pattern is not None:
+        m.pattern.CopyFrom(pb.PatternSummary(**r.pattern.model_dump(exclude_none=True)))
     return m
 
 
@@ -321,6 +352,18 @@ def search_result_from_pb(m: pb.SearchResponse) -> SearchResult:
         using=_SPACE_NAMES.get(m.using, "crystal"),
         hits=[hit_from_pb(h) for h in m.hits],
         query_structure=summary_from_pb(m.query_structure) if m.HasField("query_structure") else None,
+        phases=[
+            Phase(material_id=p.material_id, score=p.score, strain=p.strain, shift=p.shift, weight=p.weight)
+            for p in m.phases
+        ],
+        pattern=PatternSummary(
+            fwhm=m.pattern.fwhm,
+            fwhm_estimated=m.pattern.fwhm_estimated,
+            residual=m.pattern.residual if m.pattern.HasField("residual") else None,
+            candidates=m.pattern.candidates,
+        )
+        if m.HasField("pattern")
+        else None,
     )
 
 

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from matconcept.service.app.phase_search import PatternSearchOptions, PatternSummary
 from matconcept.service.app.schemas import (
     DeleteQuery,
     DeleteResult,
@@ -230,11 +231,44 @@ class ServiceAPI:
 
     async def search(self, q: SearchQuery) -> SearchResult:
         self._check_top_k(q.top_k)
+        if q.pattern is not None:
+            return await self._search_pattern(q, q.pattern_options or PatternSearchOptions())
         vector, summary = await self._query_vector(q, q.using)
         hits = await self.store.search.remote(
             vector, using=q.using, k=q.top_k, filters=q.filters, exact=True if q.exact else None
         )
         return SearchResult(model_id=self.model_id, using=q.using, hits=hits, query_structure=summary)
+
+    async def _pattern_vectors(
+        self, p: PatternIn, field: str, options: PatternSearchOptions
+    ) -> tuple[list[float], list[float]]:
+        """The XRD-encoder vector and the fingerprint of a measured pattern (input errors raised)."""
+        self._check_pattern(p, field)
+        xrd, fingerprint, error = await self.embedder.pattern_query.remote(p, field, options)
+        if error is not None:
+            raise input_error(error)
+        return xrd, fingerprint
+
+    async def _search_pattern(self, q: SearchQuery, options: PatternSearchOptions) -> SearchResult:
+        """A measured pattern: two stages (learned and fingerprint candidates re-ranked by search-match,
+        :mod:`~matconcept.service.app.phase_search`), or, with ``rerank`` off, the embedding alone."""
+        field = "query.pattern"
+        xrd, fingerprint = await self._pattern_vectors(q.pattern, field, options)
+        if not options.rerank:
+            hits = await self.store.search.remote(
+                xrd, using=q.using, k=q.top_k, filters=q.filters, exact=True if q.exact else None
+            )
+            return SearchResult(model_id=self.model_id, using=q.using, hits=hits)
+        hits, ranking = await self.store.pattern_search.remote(
+            xrd, fingerprint, q.pattern, options, filters=q.filters, top_k=q.top_k, using=q.using, field=field
+        )
+        summary = PatternSummary(
+            fwhm=ranking.fwhm,
+            fwhm_estimated=ranking.fwhm_estimated,
+            residual=ranking.residual,
+            candidates=len(ranking.order),
+        )
+        return SearchResult(model_id=self.model_id, using=q.using, hits=hits, phases=ranking.phases, pattern=summary)
 
     # -- the materials map --------------------------------------------------------------------
     async def map_status(self) -> MapStatus:
@@ -260,8 +294,16 @@ class ServiceAPI:
         if status.layout is None:
             raise ServiceError(ErrorCode.NOT_FOUND, NO_MAP, "no_map")
         using = status.layout.using
-        vector, summary = await self._query_vector(q, using)
-        hits = await self.store.search.remote(vector, using=using, k=q.top_k, filters=None, exact=None)
+        if q.pattern is not None:  # the same two-stage search as POST /v1/search; placed by its vector
+            options = PatternSearchOptions()
+            vector, fingerprint = await self._pattern_vectors(q.pattern, "query.pattern", options)
+            summary = None
+            hits, _ = await self.store.pattern_search.remote(
+                vector, fingerprint, q.pattern, options, filters=None, top_k=q.top_k, using=using, field="query.pattern"
+            )
+        else:
+            vector, summary = await self._query_vector(q, using)
+            hits = await self.store.search.remote(vector, using=using, k=q.top_k, filters=None, exact=None)
         placed = await self.store.map_place.remote([vector], [h.material_id for h in hits])
         if placed is None:
             raise ServiceError(ErrorCode.NOT_FOUND, NO_MAP, "no_map")
@@ -284,6 +326,7 @@ class ServiceAPI:
                     formula=h.payload.formula,
                     spacegroup_symbol=h.payload.spacegroup_symbol,
                     source=h.payload.source,
+                    match=h.match,
                 )
             )
         return MapPlaceResult(layout_id=layout_id, query=point, hits=out)

@@ -33,6 +33,7 @@ from matconcept.encoders.sources import RawEntry
 from matconcept.service.app import convert
 from matconcept.service.app.core import ServiceAPI
 from matconcept.service.app.http_routes import make_http_app, validation_message
+from matconcept.service.app.phase_search import PatternSearchOptions
 from matconcept.service.app.rpc import matconcept_pb2 as pb
 from matconcept.service.app.schemas import (
     EmbeddedStructure,
@@ -192,6 +193,28 @@ class EmbedderDeployment:
             return EmbeddedStructure(error={"reason": "bad_pattern", "message": f"{field}: {exc}"})
         return EmbeddedStructure(xrd=await self._forward_patterns(np.asarray(pattern, dtype=np.float32)))
 
+    async def pattern_query(
+        self, p: PatternIn, field: str, options: PatternSearchOptions
+    ) -> tuple[list[float] | None, list[float] | None, dict | None]:
+        """A measured pattern's first-stage vectors: (XRD-encoder vector, fingerprint, error).
+
+        The checked path (wavelength converted by d-spacing, bad input named): what a re-ranked
+        pattern search and a pattern search with options use.
+        """
+        import numpy as np
+
+        from matconcept.encoders.errors import StructureInputError
+        from matconcept.encoders.xrd.fingerprint import query_fingerprint
+        from matconcept.service.app.phase_search import measured_query
+
+        try:
+            on_grid, query = measured_query(p.two_theta, p.intensity, options, field)
+        except StructureInputError as exc:
+            return None, None, exc.to_dict()
+        # The encoder reads the measurement as resampled (background and all), as it was trained to.
+        xrd = await self._forward_patterns(np.asarray(on_grid.pattern, dtype=np.float32))
+        return xrd, query_fingerprint(query).tolist(), None
+
     async def prepare_points(self, items: list[UpsertItem], indices: list[int]) -> list[tuple[str, Any, dict | None]]:
         """(material id, PointIn or None, error or None) per item, through ingest's own code path.
 
@@ -293,6 +316,34 @@ class StoreDeployment:
             return self.store.search(
                 np.asarray(vector, dtype=np.float32), using=using, k=k, filters=filters, exact=exact
             )
+
+    def pattern_search(
+        self,
+        xrd: list[float],
+        fingerprint: list[float],
+        p: PatternIn,
+        options: PatternSearchOptions,
+        *,
+        filters,
+        top_k: int,
+        using: str,
+        field: str,
+    ):
+        """The two stages of a pattern search (see :mod:`matconcept.service.app.phase_search`).
+
+        Candidates (:func:`~matconcept.service.app.phase_search.first_stage`, under the store lock)
+        re-ranked by search-match on their stored peak lists (``second_stage``). Each hit keeps its
+        embedding distance in the ``using`` space (computed for candidates that space did not return).
+
+        Returns:
+            ``(hits (best match first, at most top_k), PatternRanking)``.
+        """
+        from matconcept.service.app.phase_search import first_stage, prepare, second_stage
+
+        with self.lock:
+            first = first_stage(self.store, xrd, fingerprint, options, filters=filters, using=using)
+        hits, ranking = second_stage(prepare(p.two_theta, p.intensity, options, field), first, options, top_k)
+        return hits, ranking
 
     def get(self, material_ids: list[str], with_vectors: bool = False):
         with self.lock:

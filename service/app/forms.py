@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from starlette.datastructures import UploadFile
 
 from matconcept.service.app.core import input_error, validation_message
+from matconcept.service.app.phase_search import PatternSearchOptions
 from matconcept.service.app.schemas import (
     SOURCE_ID_PATTERN,
     SOURCE_PATTERN,
@@ -34,7 +35,7 @@ from matconcept.service.app.schemas import (
 )
 from matconcept.service.store.records import SearchFilters
 
-PATTERN_SUFFIXES = (".xy", ".xye", ".csv", ".txt", ".dat")
+PATTERN_SUFFIXES = (".xy", ".xye", ".csv", ".txt", ".dat", ".xrdml")
 """Upload names read as a measured powder pattern (two columns: 2θ, intensity) unless ``kind`` says otherwise."""
 UploadKind = Literal["structure", "pattern"]
 NO_FILE = "file: a multipart upload needs a 'file' field"
@@ -55,15 +56,19 @@ class Upload(BaseModel):
         return StructureIn(content=self.content, name=self.name)
 
     def pattern(self) -> PatternIn:
-        """The two-column text as a pattern; a file that is not one is INVALID_ARGUMENT naming it."""
+        """The two-column text (or ``.xrdml``) as a pattern; a file that is not one is INVALID_ARGUMENT naming it."""
+        return self.pattern_and_wavelength()[0]
+
+    def pattern_and_wavelength(self) -> tuple[PatternIn, float | None]:
+        """The pattern and the wavelength its file states (``.xrdml`` does; text exports do not)."""
         from matconcept.encoders.errors import StructureInputError
-        from matconcept.encoders.xrd import read_xy  # here, not at import: the gateway stays light
+        from matconcept.encoders.xrd import read_pattern  # here, not at import: the gateway stays light
 
         try:
-            two_theta, intensity = read_xy(self.content, name=self.name)
+            read = read_pattern(self.content, name=self.name)
         except StructureInputError as exc:
             raise input_error(exc.to_dict()) from exc
-        return PatternIn(two_theta=two_theta.tolist(), intensity=intensity.tolist())
+        return PatternIn(two_theta=read.two_theta.tolist(), intensity=read.intensity.tolist()), read.wavelength
 
 
 class _Form(BaseModel):
@@ -93,9 +98,31 @@ class SearchForm(_QueryForm):
     using: VectorName = Field(default="crystal", description="stored vectors compared with the query")
     exact: bool = Field(default=False, description="exact (brute-force) search instead of the HNSW index")
     filters: str | None = Field(default=None, description='SearchFilters as JSON text, e.g. {"elements_all": ["Li"]}')
+    wavelength: str | None = Field(
+        default=None, description="a pattern: Å or an anode (Cu, Mo, Co, Cr, Fe, Ag); default the file's, else Cu Kα"
+    )
+    pattern_options: str | None = Field(
+        default=None, description='a pattern: PatternSearchOptions as JSON text, e.g. {"max_strain": 0.05}'
+    )
 
     def query(self, upload: Upload) -> SearchQuery:
-        fields = self._query_fields(upload)
+        kind = self.kind or upload.guessed_kind
+        if kind == "pattern":
+            pattern, stated = upload.pattern_and_wavelength()
+            options = (
+                _json_field("pattern_options", PatternSearchOptions, self.pattern_options)
+                if self.pattern_options is not None
+                else PatternSearchOptions()
+            )
+            wavelength = self.wavelength or options.wavelength or stated
+            fields: dict = {
+                "pattern": pattern,
+                "pattern_options": options.model_copy(
+                    update={"wavelength": None if wavelength is None else str(wavelength)}
+                ),
+            }
+        else:
+            fields = self._query_fields(upload)
         if self.filters is not None:
             fields["filters"] = _json_field("filters", SearchFilters, self.filters)
         return SearchQuery(top_k=self.top_k, using=self.using, exact=self.exact, **fields)

@@ -15,6 +15,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
+from matconcept.service.app.phase_search import PatternSearchOptions, PatternSummary, Phase
+from matconcept.service.store.peaks import PatternMatch
 from matconcept.service.store.records import Hit, MaterialRecord, SearchFilters
 from matconcept.service.store.structures import StructureFormatOut
 
@@ -153,18 +155,26 @@ class SearchQuery(_Request):
     filters: SearchFilters | None = None
     using: VectorName = Field(default="crystal", description="stored vectors compared with the query")
     exact: bool = False
+    pattern_options: PatternSearchOptions | None = Field(
+        default=None,
+        description="a pattern query only: wavelength, two-stage re-ranking (on by default), strain/shift ranges",
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> SearchQuery:
         _one_of(self, ("structure", "pattern", "material_id", "vector"), "search query")
+        if self.pattern_options is not None and self.pattern is None:
+            raise ValueError("pattern_options: only for a pattern query")
         return self
 
 
 class SearchResult(BaseModel):
     model_id: str
     using: VectorName
-    hits: list[Hit] = Field(description="nearest first")
+    hits: list[Hit] = Field(description="nearest first; best match first for a re-ranked pattern search")
     query_structure: StructureSummary | None = None
+    phases: list[Phase] = Field(default_factory=list, description="a re-ranked pattern search: the phases found")
+    pattern: PatternSummary | None = Field(default=None, description="a re-ranked pattern search: what was fitted")
 
 
 class UpsertItem(_Request):
@@ -272,6 +282,7 @@ class MapHit(BaseModel):
     formula: str
     spacegroup_symbol: str | None = None
     source: str
+    match: PatternMatch | None = Field(default=None, description="a pattern query: search-match score and fit")
 
 
 class MapPlaceResult(BaseModel):

@@ -324,22 +324,38 @@ class UpsertResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[UpsertResult, _Mapping]]] = ..., stored: _Optional[int] = ..., failed: _Optional[int] = ...) -> None: ...
 
 class GetRequest(_message.Message):
-    __slots__ = ("material_ids", "with_vectors")
+    __slots__ = ("material_ids", "with_vectors", "structure_format")
     MATERIAL_IDS_FIELD_NUMBER: _ClassVar[int]
     WITH_VECTORS_FIELD_NUMBER: _ClassVar[int]
+    STRUCTURE_FORMAT_FIELD_NUMBER: _ClassVar[int]
     material_ids: _containers.RepeatedScalarFieldContainer[str]
     with_vectors: bool
-    def __init__(self, material_ids: _Optional[_Iterable[str]] = ..., with_vectors: _Optional[bool] = ...) -> None: ...
+    structure_format: str
+    def __init__(self, material_ids: _Optional[_Iterable[str]] = ..., with_vectors: _Optional[bool] = ..., structure_format: _Optional[str] = ...) -> None: ...
+
+class StructureFile(_message.Message):
+    __slots__ = ("content", "format", "filename", "media_type")
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    FILENAME_FIELD_NUMBER: _ClassVar[int]
+    MEDIA_TYPE_FIELD_NUMBER: _ClassVar[int]
+    content: str
+    format: str
+    filename: str
+    media_type: str
+    def __init__(self, content: _Optional[str] = ..., format: _Optional[str] = ..., filename: _Optional[str] = ..., media_type: _Optional[str] = ...) -> None: ...
 
 class MaterialRecord(_message.Message):
-    __slots__ = ("material", "crystal", "xrd")
+    __slots__ = ("material", "crystal", "xrd", "structure")
     MATERIAL_FIELD_NUMBER: _ClassVar[int]
     CRYSTAL_FIELD_NUMBER: _ClassVar[int]
     XRD_FIELD_NUMBER: _ClassVar[int]
+    STRUCTURE_FIELD_NUMBER: _ClassVar[int]
     material: Material
     crystal: _containers.RepeatedScalarFieldContainer[float]
     xrd: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, material: _Optional[_Union[Material, _Mapping]] = ..., crystal: _Optional[_Iterable[float]] = ..., xrd: _Optional[_Iterable[float]] = ...) -> None: ...
+    structure: StructureFile
+    def __init__(self, material: _Optional[_Union[Material, _Mapping]] = ..., crystal: _Optional[_Iterable[float]] = ..., xrd: _Optional[_Iterable[float]] = ..., structure: _Optional[_Union[StructureFile, _Mapping]] = ...) -> None: ...
 
 class GetResponse(_message.Message):
     __slots__ = ("materials", "missing")
