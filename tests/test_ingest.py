@@ -23,7 +23,7 @@ import pytest
 from matconcept.encoders.builtin import ase_cifs, crystals_cifs, package_dir
 from matconcept.encoders.embedder import Embedder
 from matconcept.service.ingest.local import builtin_items, ingest, ingest_builtin
-from matconcept.service.store import SearchFilters
+from matconcept.service.store import PointIn, SearchFilters
 from matconcept.service.store.edge import EdgeStore
 
 PYMATGEN_SAMPLES = ("LiFePO4", "SrTiO3")
@@ -239,3 +239,29 @@ def test_killed_ingest_resumes_to_exactly_the_expected_points(tmp_path, hostile_
         assert store.count() == len(good)
         for record in store.get(final[:5], with_vectors=True):
             assert len(record.vectors["crystal"]) == len(record.vectors["xrd"]) == cli_model.info.model.embedding_dim
+
+
+def test_points_of_an_older_payload_version_are_completed_by_a_plain_rerun(tmp_path, collection, embedder):
+    """A store written before structures were kept re-ingests those points without ``--force``."""
+    from tests.data import cod_cif
+
+    folder = tmp_path / "cifs"
+    folder.mkdir()
+    shutil.copy(cod_cif("GaAs"), folder / "GaAs.cif")
+    first = ingest([folder], collection, embedder, source="cod", workers=1, progress=False)
+    assert first.added == 1
+    (record,) = collection.get(["cod:9008845"], with_vectors=True)
+    old = PointIn(  # as an older version wrote it: metadata and vectors, no structure, no version
+        payload=record.payload.model_copy(update={"payload_version": 0}),
+        crystal=record.vectors["crystal"],
+        xrd=record.vectors["xrd"],
+    )
+    collection.upsert([old])
+    assert collection.get_structures(["cod:9008845"]) == {"cod:9008845": None}
+    assert collection.content_hashes(["cod:9008845"]) == {"cod:9008845": ""}
+
+    rerun = ingest([folder], collection, embedder, source="cod", workers=1, progress=False)
+    assert (rerun.added, rerun.updated, rerun.unchanged) == (0, 1, 0)
+    assert collection.get_structures(["cod:9008845"])["cod:9008845"] is not None
+    again = ingest([folder], collection, embedder, source="cod", workers=1, progress=False)
+    assert (again.added, again.updated, again.unchanged) == (0, 0, 1)

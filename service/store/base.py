@@ -18,7 +18,15 @@ from typing import Any, Literal
 import numpy as np
 
 from matconcept.service.store.peaks import FINGERPRINT, FINGERPRINT_DIM, PEAK_FIELDS, peaks_for
-from matconcept.service.store.records import VECTOR_NAMES, Hit, MaterialPayload, MaterialRecord, PointIn, SearchFilters
+from matconcept.service.store.records import (
+    PAYLOAD_VERSION,
+    VECTOR_NAMES,
+    Hit,
+    MaterialPayload,
+    MaterialRecord,
+    PointIn,
+    SearchFilters,
+)
 from matconcept.service.store.structures import STRUCTURE_FIELDS, StoredStructure
 
 VectorName = Literal["crystal", "xrd"]
@@ -196,9 +204,20 @@ class VectorStore(ABC):
     def count(self, filters: SearchFilters | None = None) -> int:
         """Number of stored materials matching ``filters`` (all when None)."""
 
-    @abstractmethod
     def content_hashes(self, material_ids: list[str]) -> dict[str, str]:
-        """material id → stored content hash, for the ids that are stored."""
+        """material id → stored content hash, for the ids that are stored.
+
+        A point of an older :data:`~matconcept.service.store.records.PAYLOAD_VERSION` answers ``""``,
+        which equals no real hash, so ingest and upserts rewrite it (same id, same content, counted as
+        updated) with everything a point now carries.
+        """
+        records = self._retrieve(material_ids, ["material_id", "content_hash", "payload_version"], False)
+        return {
+            r.payload["material_id"]: r.payload["content_hash"]
+            if r.payload.get("payload_version", 0) >= PAYLOAD_VERSION
+            else ""
+            for r in records
+        }
 
     @abstractmethod
     def snapshot(self, path: str | Path) -> Path:

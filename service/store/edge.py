@@ -240,10 +240,6 @@ class EdgeStore(VectorStore):
     def count(self, filters: SearchFilters | None = None) -> int:
         return int(self.shard.count(self._q.CountRequest(exact=True, filter=build_filter(filters, self._models))))
 
-    def content_hashes(self, material_ids: list[str]) -> dict[str, str]:
-        records = self._retrieve(material_ids, ["material_id", "content_hash"], False)
-        return {r.payload["material_id"]: r.payload["content_hash"] for r in records}
-
     def _scroll_page(self, offset, limit: int, fields: list[str], using: list[str]):
         request = self._q.ScrollRequest(offset=offset, limit=limit, with_payload=fields, with_vector=using or False)
         return self.shard.scroll(request)

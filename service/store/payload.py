@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from matconcept.encoders.symmetry import crystal_system
-from matconcept.service.store.records import MaterialPayload
+from matconcept.service.store.records import PAYLOAD_VERSION, MaterialPayload
 
 if TYPE_CHECKING:
     from matconcept.encoders.structure_io import ParsedStructure
@@ -92,5 +92,6 @@ def payload_from_parsed(
         mineral=meta.mineral,
         tags=tags,
         content_hash=content_hash,
+        payload_version=PAYLOAD_VERSION,
         ingested_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )

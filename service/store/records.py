@@ -69,6 +69,12 @@ class StoreSettings(BaseSettings):
         return base / self.collection_name(model_id)
 
 
+PAYLOAD_VERSION = 1
+"""Version of what a point carries beside its metadata: 1 = the structure, the original file and the
+peak list are kept. Ingest treats a point of an older version as not stored, so a re-run of
+``matconcept ingest`` (or ``serve``'s built-ins) completes stores written before, without ``--force``."""
+
+
 class MaterialPayload(BaseModel):
     """What each point carries besides its vectors; the fields filters use are indexed."""
 
@@ -97,6 +103,9 @@ class MaterialPayload(BaseModel):
     mineral: str | None = None
     tags: dict[str, str] = Field(default_factory=dict, description="aflow label, strukturbericht, mineral...")
     content_hash: str = Field(description="sha256 of the structure input as read")
+    payload_version: int = Field(
+        default=0, description="what the point carries; older versions are re-ingested (see PAYLOAD_VERSION)"
+    )
     ingested_at: str = Field(description="ISO 8601 UTC")
 
     @model_validator(mode="before")

@@ -152,10 +152,6 @@ class RemoteStore(VectorStore):
     def count(self, filters: SearchFilters | None = None) -> int:
         return self.client.count(self.collection, count_filter=build_filter(filters, self._models), exact=True).count
 
-    def content_hashes(self, material_ids: list[str]) -> dict[str, str]:
-        records = self._retrieve(material_ids, ["material_id", "content_hash"], False)
-        return {r.payload["material_id"]: r.payload["content_hash"] for r in records}
-
     def _scroll_page(self, offset, limit: int, fields: list[str], using: list[str]):
         return self.client.scroll(
             self.collection, offset=offset, limit=limit, with_payload=fields, with_vectors=using or False
