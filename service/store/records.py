@@ -71,8 +71,9 @@ class StoreSettings(BaseSettings):
 
 PAYLOAD_VERSION = 1
 """Version of what a point carries beside its metadata: 1 = the structure, the original file and the
-peak list are kept. Ingest treats a point of an older version as not stored, so a re-run of
-``matconcept ingest`` (or ``serve``'s built-ins) completes stores written before, without ``--force``."""
+peak list are kept. Ingest rewrites a point of an older version as changed, so a re-run of
+``matconcept ingest`` (``--builtin`` for the shipped structures) completes a store written before,
+without ``--force``."""
 
 
 class MaterialPayload(BaseModel):
