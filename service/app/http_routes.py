@@ -92,8 +92,9 @@ MAP_API = MapApi(
     search="/v1/search",
     material="/v1/materials/",
     layout="/v1/map/layout",
+    pattern="/v1/pattern",
 )
-"""The routes the map page calls, served to it by ``GET /v1/map/meta`` (the routes below use them)."""
+"""The routes the web pages call, served to them by ``GET /v1/map/meta`` (the routes below use them)."""
 BODY_MODELS: tuple[type[BaseModel], ...] = (
     SearchQuery,
     SearchForm,
@@ -312,7 +313,7 @@ def make_http_app(service: ServiceAPI) -> FastAPI:
         return await api().material_pattern(material_id)
 
     @app.post(
-        "/v1/pattern",
+        MAP_API.pattern,
         operation_id="pattern",
         response_model=PatternOut,
         summary="The simulated powder pattern of a structure",

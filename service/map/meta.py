@@ -38,6 +38,7 @@ class MapApi(BaseModel):
     search: str = Field(description="POST JSON: neighbours of a stored material")
     material: str = Field(description="GET <material><material id>: one stored material (a prefix)")
     layout: str = Field(description="POST: recompute the layout (needs the API key); named in the page's hints")
+    pattern: str = Field(description="POST JSON: the simulated powder pattern of an uploaded structure (results page)")
 
 
 class Tick(BaseModel):

@@ -1,8 +1,11 @@
-"""The web page of the materials map: static files served by the gateway under ``/map``.
+"""The service's web pages, static files served by the gateway: the results page (``/``, ``index.html``
+and ``js/results/``) and the materials map (``/map``, ``map.html`` and ``js/``); their assets under
+``/map/static/``.
 
-The scatter library is plotly.js (``scattergl``: WebGL, smooth at 100k+ points), taken from the
-bundle the ``plotly`` package ships on PyPI, so it is installed with the project and never fetched
-from a CDN at run time.
+No library is fetched from a CDN at run time. The plots are plotly.js (the map's ``scattergl``: WebGL,
+smooth at 100k+ points), the bundle the ``plotly`` package ships on PyPI, installed with the project.
+The results page's 3D structure viewer is 3Dmol.js, from the npm registry: ``deploy/install.sh``
+copies its minified build into ``vendor/`` (git-ignored); without it the page says so.
 """
 
 from __future__ import annotations

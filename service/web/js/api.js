@@ -78,3 +78,54 @@ export function loadMeta() {
 export function materialUrl(prefix, id) {
   return prefix + encodeURIComponent(id).replace(/%3A/gi, ":");
 }
+
+/**
+ * POST a multipart form with upload progress (XMLHttpRequest: fetch has no upload events).
+ * `onProgress(fraction)` while the body is sent, `onSent()` once it is (the service is then working);
+ * resolves with the JSON answer, rejects with an HttpError carrying the service's message.
+ */
+export function postForm(url, form, { onProgress, onSent } = {}) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", url);
+    xhr.setRequestHeader("accept", "application/json");
+    xhr.upload.onprogress = (e) => {
+      if (onProgress && e.lengthComputable && e.total > 0) onProgress(e.loaded / e.total);
+    };
+    xhr.upload.onload = () => {
+      if (onSent) onSent();
+    };
+    xhr.onload = () => {
+      if (xhr.status < 200 || xhr.status >= 300) {
+        let code = null;
+        try {
+          code = JSON.parse(xhr.responseText).error.code;
+        } catch (e) {
+          code = null;
+        }
+        reject(new HttpError(xhr.status, errorMessage(xhr.status, xhr.responseText), code));
+        return;
+      }
+      try {
+        resolve(JSON.parse(xhr.responseText));
+      } catch (e) {
+        reject(new HttpError(xhr.status, "the service answered with something that is not JSON"));
+      }
+    };
+    xhr.onerror = () => reject(new HttpError(0, "the service did not answer (network error)"));
+    xhr.send(form);
+  });
+}
+
+/** A text answer (a structure file): the body, or an HttpError with the service's message. */
+export async function requestText(url) {
+  let response;
+  try {
+    response = await fetch(url);
+  } catch (e) {
+    throw new HttpError(0, "the service did not answer (network error)");
+  }
+  const text = await response.text();
+  if (!response.ok) throw new HttpError(response.status, errorMessage(response.status, text));
+  return text;
+}

@@ -1,10 +1,12 @@
 /* The status line, the progress bar and the message over the map. */
 
+import { statusLine } from "./feedback.js";
 import { el, hooks } from "./state.js";
 
+const line = statusLine(el.status, el.progress);
+
 export function setStatus(text, kind) {
-  el.status.textContent = text || "";
-  el.status.className = "status" + (kind ? " " + kind : "");
+  line.set(text, kind);
 }
 
 export function showError(text) {
@@ -14,17 +16,7 @@ export function showError(text) {
 
 /** fraction in [0, 1]: a bar; null: an indeterminate bar; undefined: hidden. */
 export function setProgress(fraction) {
-  if (fraction === undefined) {
-    el.progress.hidden = true;
-    el.progress.value = 0;
-    return;
-  }
-  el.progress.hidden = false;
-  if (fraction === null) {
-    el.progress.removeAttribute("value");
-  } else {
-    el.progress.value = Math.max(0, Math.min(1, fraction));
-  }
+  line.progress(fraction);
 }
 
 export function showOverlay(html) {

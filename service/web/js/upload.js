@@ -1,10 +1,10 @@
 /*
  * Placing a query: an uploaded (or dropped) CIF or XRD pattern is sent to the place route, which
- * embeds it and answers with its position and neighbours; nothing is stored. XMLHttpRequest, not
- * fetch, for the upload's progress events.
+ * embeds it and answers with its position and neighbours; nothing is stored (api.js postForm: the
+ * upload's progress is shown).
  */
 
-import { errorMessage } from "./api.js";
+import { postForm } from "./api.js";
 import { escapeHtml, formulaHtml, symbolHtml } from "./format.js";
 import { schedulePoll } from "./loader.js";
 import { TOP_K, neighbour, renderNeighbours } from "./panel.js";
@@ -12,7 +12,7 @@ import { centreOn, render } from "./plot.js";
 import { hooks, paths, state } from "./state.js";
 import { setProgress, setStatus, showError } from "./ui.js";
 
-export function upload(file) {
+export async function upload(file) {
   if (!file) return;
   if (!state.points) {
     showError("The map is not loaded yet: wait until it is computed, then upload again.");
@@ -22,59 +22,39 @@ export function upload(file) {
   const form = new FormData();
   form.append("file", file, file.name);
   form.append("top_k", String(TOP_K));
-  const xhr = new XMLHttpRequest();
-  xhr.open("POST", paths().place);
-  xhr.setRequestHeader("accept", "application/json");
   state.uploading = true;
   hooks.busy = true;
   setStatus(`Uploading ${file.name}…`);
   setProgress(0);
-  xhr.upload.onprogress = (e) => {
-    if (e.lengthComputable && e.total > 0) {
-      setProgress(e.loaded / e.total);
-      setStatus(`Uploading ${file.name}… ${Math.round((100 * e.loaded) / e.total)}%`);
-    }
-  };
-  xhr.upload.onload = () => {
-    setProgress(null);
-    setStatus(`Embedding and placing ${file.name}…`);
-  };
-  const finish = () => {
+  let answer;
+  try {
+    answer = await postForm(paths().place, form, {
+      onProgress: (fraction) => {
+        setProgress(fraction);
+        setStatus(`Uploading ${file.name}… ${Math.round(100 * fraction)}%`);
+      },
+      onSent: () => {
+        setProgress(null);
+        setStatus(`Embedding and placing ${file.name}…`);
+      },
+    });
+  } catch (e) {
+    if (token === state.token) showError(e.message.indexOf(file.name) >= 0 ? e.message : `${file.name}: ${e.message}`);
+    return;
+  } finally {
     state.uploading = false;
     setProgress(undefined);
     if (token === state.token) hooks.busy = false;
-  };
-  xhr.onload = () => {
-    finish();
-    if (token !== state.token) return;
-    if (xhr.status < 200 || xhr.status >= 300) {
-      const message = errorMessage(xhr.status, xhr.responseText);
-      showError(message.indexOf(file.name) >= 0 ? message : `${file.name}: ${message}`);
-      return;
-    }
-    let answer;
-    try {
-      answer = JSON.parse(xhr.responseText);
-    } catch (e) {
-      showError(`${file.name}: the service answered with something that is not JSON`);
-      return;
-    }
-    hooks.busy = true;
-    placeQuery(answer, file.name).then(
-      () => {
-        hooks.busy = false;
-      },
-      (e) => {
-        hooks.busy = false;
-        showError(`${file.name}: ${e.message}`);
-      },
-    );
-  };
-  xhr.onerror = () => {
-    finish();
-    if (token === state.token) showError(`${file.name}: upload failed, the service did not answer (network error)`);
-  };
-  xhr.send(form);
+  }
+  if (token !== state.token) return;
+  hooks.busy = true;
+  try {
+    await placeQuery(answer, file.name);
+  } catch (e) {
+    showError(`${file.name}: ${e.message}`);
+  } finally {
+    hooks.busy = false;
+  }
 }
 
 async function placeQuery(answer, fileName) {
