@@ -41,9 +41,16 @@ UPLOADED = "Cu"
 """The stored COD CIF uploaded as a query: fcc, 4 atoms in its cell as published, 1 in the primitive cell."""
 WAIT_MS = 60_000
 LAYOUT_TIMEOUT_S = 90
-VIEWER_ASSET = "/map/static/vendor/3Dmol-min.js"
+VIEWER_FILE = "vendor/3Dmol-min.js"
+VIEWER_ASSET = f"/map/static/{VIEWER_FILE}"
 MIN_INK = 0.01
 """Share of a viewer's pixels that must differ from its white background (atoms, bonds, the cell)."""
+
+
+def _viewer_vendored() -> bool:
+    from matconcept.service.web import WEB_DIR
+
+    return (WEB_DIR / VIEWER_FILE).is_file()
 
 
 def _artifacts() -> Path:
@@ -81,10 +88,12 @@ def stored(service) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def browser():
-    # Skipped on a developer machine without Chromium; in CI (CI=true) a missing browser is a failure,
-    # since `deploy/install.sh --test` installs it there.
+    # Skipped on a developer machine without Chromium or the vendored viewer; in CI (CI=true) either
+    # missing is a failure, since `deploy/install.sh --test` installs both there.
     if not CHROMIUM.is_file() and not os.environ.get("CI"):
         pytest.skip(f"needs Debian's Chromium at {CHROMIUM}")
+    if not _viewer_vendored() and not os.environ.get("CI"):
+        pytest.skip(f"needs 3Dmol.js in service/web/{VIEWER_FILE}: run deploy/install.sh (npm)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -96,7 +105,7 @@ def browser():
 
 
 @pytest.fixture
-def open_page(service, stored, browser):
+def open_page(browser, service, stored):
     """Open the results page at an address (``/?id=…``); fails the test on a page error."""
     contexts = []
     errors: list[str] = []
@@ -229,6 +238,8 @@ def test_landing_page_and_its_modules_are_served_without_a_store():
     assert (api["material"] + "{material_id}", "GET") in routes
     assert (api["material"] + "{material_id}/pattern", "GET") in routes
 
+    if not _viewer_vendored() and not os.environ.get("CI"):
+        pytest.skip(f"3Dmol.js is not in service/web/{VIEWER_FILE}: run deploy/install.sh (npm)")
     library = _asgi_get(app, VIEWER_ASSET)
     assert library.status_code == 200, f"{VIEWER_ASSET} missing: run deploy/install.sh (it vendors 3Dmol.js from npm)"
     assert library.headers["content-type"].startswith("text/javascript") and len(library.content) > 100_000
