@@ -377,7 +377,7 @@ def read_xrdml(data: bytes | str, name: str = "<xrdml>") -> MeasuredPattern:
     """
     try:
         root = ElementTree.fromstring(data)
-    except ElementTree.ParseError as exc:
+    except (ElementTree.ParseError, LookupError, ValueError) as exc:  # LookupError: an unknown declared encoding
         raise _bad_pattern(name, f"not readable XML: {exc}") from None
     scan = next((el for el in root.iter() if _local(el.tag) == "dataPoints"), None)
     if scan is None:
