@@ -106,7 +106,7 @@ async function loadPoints(layout) {
   try {
     points = await requestJSON(paths().points);
   } catch (e) {
-    if (e.code === "NOT_FOUND") return;
+    if (e.code === "not_found") return; // no layout yet: the status overlay says so
     showError(`Loading the map: ${e.message}`);
     return;
   }
