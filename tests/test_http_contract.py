@@ -536,7 +536,7 @@ def test_generated_client_calls_search_embed_upsert_get_and_delete(url, tmp_path
         form = models.UpsertForm(
             file=types.File(payload=io.BytesIO(new.read_bytes()), file_name=new.name),
             source_id="generated",
-            tags='{"by": "client"}',
+            tags=models.UpsertFormTags.from_dict({"by": "client"}),  # an object part (sent as JSON), per the schema
         )
         result = api.upsert.sync(client=mc, body=form)
         assert isinstance(result, models.UpsertResult), result

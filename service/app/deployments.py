@@ -31,7 +31,8 @@ from ray.serve.grpc_util import RayServegRPCContext
 
 from matconcept.encoders.sources import RawEntry
 from matconcept.service.app import convert
-from matconcept.service.app.core import ServiceAPI
+from matconcept.service.app.core import ServiceAPI, unexpected_error
+from matconcept.service.app.grpc_servicer import UndecodableRequest
 from matconcept.service.app.http_routes import make_http_app, validation_message
 from matconcept.service.app.phase_search import PatternSearchOptions
 from matconcept.service.app.rpc import matconcept_pb2 as pb
@@ -43,6 +44,7 @@ from matconcept.service.app.schemas import (
     StructureIn,
     StructureSummary,
     UpsertItem,
+    upload_source_id,
 )
 from matconcept.service.app.settings import AccessSettings, ServiceSettings
 
@@ -232,8 +234,7 @@ class EmbedderDeployment:
         for i, item in zip(indices, items, strict=True):
             entry = structure_entry(item.structure, f"items[{i}].structure", f"item{i}")
             label = label_entry(entry, item.source, item.tags)
-            if item.source_id:
-                label.source_id = item.source_id
+            label.source_id = item.source_id or upload_source_id(label.source_id, f"item{i}")
             result = self._featurize(entry)
             if result.error is not None or result.graph is None:
                 out.append((label.material_id, None, _error(result)))
@@ -424,6 +425,8 @@ class Gateway:
     async def _call(self, context: RayServegRPCContext, request, empty, run, *, write: bool = False):
         """Run one RPC: size cap, key, conversion, the operation; every failure becomes a status code."""
         try:
+            if isinstance(request, UndecodableRequest):  # bytes the proxy could not parse (grpc_servicer)
+                raise ServiceError(ErrorCode.INVALID_ARGUMENT, request.message(), "undecodable")
             self.api.check_request_size(request.ByteSize())
             metadata = dict(context.invocation_metadata())
             self.api.authorize(metadata.get("authorization"), write=write)
@@ -432,9 +435,12 @@ class Gateway:
             error = exc
         except ValidationError as exc:
             error = ServiceError(ErrorCode.INVALID_ARGUMENT, validation_message(exc), "invalid_request")
-        except Exception:
-            logger.exception("gRPC %s failed", type(request).__name__)
-            error = ServiceError(ErrorCode.INTERNAL, "internal error; the service log has the details")
+        except Exception as exc:
+            error = unexpected_error(exc)  # a lost replica is UNAVAILABLE (retry), anything else INTERNAL
+            if error.code is ErrorCode.INTERNAL:
+                logger.exception("gRPC %s failed", type(request).__name__)
+            else:
+                logger.warning("gRPC %s: %s (%s)", type(request).__name__, error.message, type(exc).__name__)
         context.set_code(_grpc_status(error.code))
         context.set_details(error.message)
         return empty

@@ -11,9 +11,9 @@ strings and files.
 
 from __future__ import annotations
 
-from typing import Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, WithJsonSchema
 from starlette.datastructures import UploadFile
 
 from matconcept.service.app.core import input_error, validation_message
@@ -40,6 +40,25 @@ PATTERN_SUFFIXES = (".xy", ".xye", ".csv", ".txt", ".dat", ".xrdml")
 UploadKind = Literal["structure", "pattern"]
 NO_FILE = "file: a multipart upload needs a 'file' field"
 _TAGS = TypeAdapter(dict[str, str])
+FiltersText = Annotated[str | None, WithJsonSchema(SearchFilters.model_json_schema())]
+"""``filters``: JSON text, declared as the object it holds (OpenAPI sends an object part of a form as JSON)."""
+OptionsText = Annotated[str | None, WithJsonSchema(PatternSearchOptions.model_json_schema())]
+TagsText = Annotated[str | None, WithJsonSchema({"type": "object", "additionalProperties": {"type": "string"}})]
+
+
+def form_schema(schema: dict[str, Any]) -> None:
+    """A form field is a string (or a JSON part) or absent, never null: drop the ``null`` branch and the
+    ``null`` default that pydantic gives an optional field, so the document offers only what a form can send."""
+    for prop in schema.get("properties", {}).values():
+        branches = prop.get("anyOf")
+        if branches and {"type": "null"} in branches:
+            rest = [b for b in prop.pop("anyOf") if b != {"type": "null"}]
+            if len(rest) == 1:
+                prop.update({k: v for k, v in rest[0].items() if k not in prop})
+            else:
+                prop["anyOf"] = rest
+        if "default" in prop and prop["default"] is None:
+            del prop["default"]
 
 
 class Upload(BaseModel):
@@ -72,7 +91,7 @@ class Upload(BaseModel):
 
 
 class _Form(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=form_schema)
 
     file: bytes = Field(description="the file (its name is used in messages and, for a structure, as the default id)")
 
@@ -97,12 +116,12 @@ class SearchForm(_QueryForm):
     top_k: int = Field(default=10, ge=1, description="hits returned; at most the service's max_top_k (1000)")
     using: VectorName = Field(default="crystal", description="stored vectors compared with the query")
     exact: bool = Field(default=False, description="exact (brute-force) search instead of the HNSW index")
-    filters: str | None = Field(default=None, description='SearchFilters as JSON text, e.g. {"elements_all": ["Li"]}')
+    filters: FiltersText = Field(default=None, description='SearchFilters as JSON, e.g. {"elements_all": ["Li"]}')
     wavelength: str | None = Field(
         default=None, description="a pattern: Å or an anode (Cu, Mo, Co, Cr, Fe, Ag); default the file's, else Cu Kα"
     )
-    pattern_options: str | None = Field(
-        default=None, description='a pattern: PatternSearchOptions as JSON text, e.g. {"max_strain": 0.05}'
+    pattern_options: OptionsText = Field(
+        default=None, description='a pattern: PatternSearchOptions as JSON, e.g. {"max_strain": 0.05}'
     )
 
     def query(self, upload: Upload) -> SearchQuery:
@@ -161,7 +180,7 @@ class UpsertForm(_Form):
     source_id: str | None = Field(
         default=None, pattern=SOURCE_ID_PATTERN, description="default: COD id for source cod, else the file stem"
     )
-    tags: str | None = Field(default=None, description='string tags as JSON text, e.g. {"project": "anodes"}')
+    tags: TagsText = Field(default=None, description='string tags as JSON, e.g. {"project": "anodes"}')
 
     def query(self, upload: Upload) -> UpsertQuery:
         tags = _json_field("tags", _TAGS, self.tags) if self.tags is not None else {}

@@ -48,6 +48,8 @@ from matconcept.service.app.forms import EmbedForm, MapPlaceForm, PatternForm, S
 from matconcept.service.app.openapi import (
     EXAMPLE_ID,
     EXAMPLES,
+    REF,
+    LiveLimits,
     error_responses,
     openapi_document,
     operation,
@@ -55,6 +57,7 @@ from matconcept.service.app.openapi import (
 )
 from matconcept.service.app.schemas import (
     HTTP_STATUS,
+    MATERIAL_ID_PATTERN,
     DeleteQuery,
     DeleteResult,
     EmbedQuery,
@@ -152,7 +155,18 @@ class BodyLimit:
 
 STRUCTURE_FILE_RESPONSE = {
     "description": "The record (JSON), or with `format` the structure file (a download, `Content-Disposition`).",
-    "content": {media: {"schema": {"type": "string"}} for media in sorted(set(MEDIA_TYPES.values()))},
+    "content": {
+        **{media: {"schema": {"type": "string"}} for media in sorted(set(MEDIA_TYPES.values()))},
+        # format=json is pymatgen's Structure.as_dict(): JSON too, so either shape may come back as JSON.
+        "application/json": {
+            "schema": {
+                "anyOf": [
+                    {"$ref": REF.format(model="MaterialRecord")},
+                    {"type": "object", "description": "format=json: pymatgen `Structure.as_dict()`"},
+                ]
+            }
+        },
+    },
 }
 
 
@@ -165,6 +179,18 @@ def structure_response(file: StructureFile) -> Response:
     )
 
 
+def _allowed_methods(app: FastAPI, request: Request) -> list[str]:
+    """Every method some route serves at the request's path (what a 405 lists in ``Allow``)."""
+    from starlette.routing import Match
+
+    scope = {**request.scope, "method": "GET"}
+    methods: set[str] = set()
+    for route in app.router.routes:
+        if getattr(route, "methods", None) and route.matches(scope)[0] is not Match.NONE:
+            methods |= set(route.methods)
+    return sorted(methods)
+
+
 def make_http_app(service: ServiceAPI) -> FastAPI:
     """The FastAPI app over ``service`` (built in the gateway replica, after its constructor)."""
     app = FastAPI(
@@ -172,7 +198,11 @@ def make_http_app(service: ServiceAPI) -> FastAPI:
         version="1",
         description="Embedding database for crystal structures: upload a CIF, get similar materials.",
     )
-    app.openapi = lambda: openapi_document(app, BODY_MODELS)  # type: ignore[method-assign]
+    settings = service.settings
+    limits = LiveLimits(
+        settings.max_top_k, service.dim, settings.max_ids, settings.max_upsert_items, settings.max_pattern_points
+    )
+    app.openapi = lambda: openapi_document(app, (*BODY_MODELS, MaterialRecord), limits)  # type: ignore[method-assign]
     reads_keyed = service.settings.reads_require_key
 
     def api() -> ServiceAPI:
@@ -210,7 +240,11 @@ def make_http_app(service: ServiceAPI) -> FastAPI:
         message = f"no route {request.method} {request.url.path}" if exc.status_code == 404 else str(exc.detail)
         reason = code.value if exc.status_code in HTTP_ERROR_CODES else str(exc.detail).lower().replace(" ", "_")
         content = {"error": ServiceError(code, message, reason).to_dict()}
-        return JSONResponse(status_code=exc.status_code, content=content, headers=exc.headers)
+        headers = exc.headers
+        if exc.status_code == 405:  # Starlette names the first matching route's methods only: name them all
+            kept = {k: v for k, v in (headers or {}).items() if k.lower() != "allow"}
+            headers = {**kept, "Allow": ", ".join(_allowed_methods(app, request))}
+        return JSONResponse(status_code=exc.status_code, content=content, headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -268,6 +302,7 @@ def make_http_app(service: ServiceAPI) -> FastAPI:
 
     material_id_path = Path(
         description="`<source>:<source_id>`, e.g. cod:1000000",
+        json_schema_extra={"pattern": MATERIAL_ID_PATTERN},  # documented; checked by the service (one message)
         openapi_examples={"stored": {"summary": "the material the upsert example stores", "value": EXAMPLE_ID}},
     )
 
@@ -278,7 +313,7 @@ def make_http_app(service: ServiceAPI) -> FastAPI:
     @app.get(
         MAP_API.material + "{material_id}",
         operation_id="get_material",
-        response_model=MaterialRecord,
+        response_model=None,  # a MaterialRecord or a file; STRUCTURE_FILE_RESPONSE declares both
         summary="A stored material, or its structure as a file",
         description="Without `format`: the stored record (JSON). With `format`: the structure as a file to "
         "download: `cif` (the primitive cell as embedded, P1), `json` (pymatgen `Structure.as_dict()`), `poscar`, "

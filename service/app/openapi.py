@@ -13,7 +13,7 @@ document with the models the bodies refer to and the bearer-key scheme, so a cli
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
@@ -141,9 +141,45 @@ def error_responses(*statuses: int, reads_keyed: bool | None = None) -> dict[int
     return out
 
 
-def openapi_document(app: FastAPI, body_models: Sequence[type[BaseModel]]) -> dict[str, Any]:
-    """FastAPI's document plus the request-body models, the bearer scheme, and without the 422
-    answers FastAPI lists by default (a request that fails validation is a 400 here, as every other bad input)."""
+class LiveLimits(NamedTuple):
+    """The running service's caps and vector size, stated in its document (the models cannot know them):
+    a client, or a fuzzer, then knows that ``top_k`` 5000 or a 3-value vector will be refused."""
+
+    max_top_k: int
+    dim: int
+    max_ids: int
+    max_upsert_items: int
+    max_pattern_points: int
+
+
+def _array(schemas: dict[str, Any], model: str, field: str, **bounds: int) -> None:
+    prop = schemas.get(model, {}).get("properties", {}).get(field)
+    if prop is None:
+        return
+    for branch in [prop, *prop.get("anyOf", [])]:
+        if branch.get("type") == "array":
+            branch.update(bounds)
+
+
+def apply_limits(schemas: dict[str, Any], limits: LiveLimits) -> None:
+    """Write the service's caps into the component schemas: ``top_k`` maxima, the vector's length, list sizes."""
+    for schema in schemas.values():
+        top_k = schema.get("properties", {}).get("top_k")
+        if top_k is not None:
+            top_k["maximum"] = limits.max_top_k
+    _array(schemas, "SearchQuery", "vector", minItems=limits.dim, maxItems=limits.dim)
+    _array(schemas, "DeleteQuery", "material_ids", maxItems=limits.max_ids)
+    _array(schemas, "UpsertQuery", "items", maxItems=limits.max_upsert_items)
+    for field in ("two_theta", "intensity"):
+        _array(schemas, "PatternIn", field, maxItems=limits.max_pattern_points)
+
+
+def openapi_document(
+    app: FastAPI, body_models: Sequence[type[BaseModel]], limits: LiveLimits | None = None
+) -> dict[str, Any]:
+    """FastAPI's document plus the request-body models, the bearer scheme, the service's ``limits``, and without
+    the 422 answers FastAPI lists by default (a request that fails validation is a 400 here, as every other bad
+    input)."""
     if app.openapi_schema is not None:
         return app.openapi_schema
     doc = get_openapi(
@@ -156,6 +192,8 @@ def openapi_document(app: FastAPI, body_models: Sequence[type[BaseModel]]) -> di
         for name, sub in schema.pop("$defs", {}).items():
             schemas.setdefault(name, sub)
         schemas.setdefault(model.__name__, schema)
+    if limits is not None:
+        apply_limits(schemas, limits)
     components["securitySchemes"] = {
         BEARER: {"type": "http", "scheme": "bearer", "description": "the service's API key (MATCONCEPT_API_KEY)"}
     }

@@ -10,6 +10,7 @@ service and the client.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -24,6 +25,22 @@ VectorName = Literal["crystal", "xrd"]
 SOURCE_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
 """A source label: lower-case, short, no ':' (it prefixes the material id)."""
 SOURCE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.+=-]{0,127}$"
+
+
+def upload_source_id(stem: str, fallback: str) -> str:
+    """The source id an upload gets from its file name when none is given: the stem, made to fit
+    SOURCE_ID_PATTERN (other characters become ``_``), so every stored upload can be read and deleted
+    by its id (a name like ``x:.cif`` made ``user:x:``, an id the service then refused)."""
+    if re.fullmatch(SOURCE_ID_PATTERN, stem):
+        return stem
+    cleaned = re.sub(r"[^A-Za-z0-9_.+=-]", "_", stem).lstrip("_.+=-")[:128]
+    return cleaned or fallback
+
+
+MATERIAL_ID_PATTERN = r"^[^:][\s\S]*:[\s\S]*[^:]$"
+"""What the service takes as a material id (``<source>:<source_id>``): a ':' with something on each side.
+Declared in the OpenAPI document only; the service checks ids itself (one message for HTTP and gRPC)."""
+MaterialId = Annotated[str, WithJsonSchema({"type": "string", "pattern": MATERIAL_ID_PATTERN})]
 
 VECTOR_BOUND = 1e6
 """Largest magnitude of a query vector's value. The model's vectors are unit length, so no real query
@@ -149,7 +166,9 @@ class SearchQuery(_Request):
 
     structure: StructureIn | None = None
     pattern: PatternIn | None = None
-    material_id: str | None = Field(default=None, max_length=200)
+    material_id: (
+        Annotated[str, WithJsonSchema({"type": "string", "pattern": MATERIAL_ID_PATTERN, "maxLength": 200})] | None
+    ) = Field(default=None, max_length=200)
     vector: list[VectorValue] | None = Field(default=None, description="a vector of the model's dimension")
     top_k: int = Field(default=10, ge=1, description="hits returned; at most the service's max_top_k (1000)")
     filters: SearchFilters | None = None
@@ -208,7 +227,7 @@ class UpsertResult(BaseModel):
 
 
 class GetQuery(_Request):
-    material_ids: list[str] = Field(min_length=1)
+    material_ids: list[MaterialId] = Field(min_length=1)
     with_vectors: bool = False
     structure_format: StructureFormatOut | None = Field(
         default=None, description="also return each stored structure as this file: cif, json, poscar or original"
@@ -221,7 +240,7 @@ class GetResult(BaseModel):
 
 
 class DeleteQuery(_Request):
-    material_ids: list[str] = Field(min_length=1)
+    material_ids: list[MaterialId] = Field(min_length=1)
 
 
 class DeleteResult(BaseModel):

@@ -21,8 +21,9 @@ from matconcept.service.store.records import StoreSettings
 
 APP_NAME = "matconcept"
 """Serve application name; gRPC callers pass it as the ``application`` metadata when several apps run."""
-GRPC_SERVICER = "matconcept.service.app.rpc.matconcept_pb2_grpc.add_MatconceptServicer_to_server"
-"""Import path Serve's gRPC proxy loads to register the Matconcept service."""
+GRPC_SERVICER = "matconcept.service.app.grpc_servicer.add_MatconceptServicer_to_server"
+"""Import path Serve's gRPC proxy loads to register the Matconcept service (the generated registration with
+forgiving request parsing: bytes that are not a message are INVALID_ARGUMENT, not UNKNOWN)."""
 DEFAULT_GRPC_PORT = 9000
 """Ray Serve's default gRPC port."""
 DEFAULT_HTTP_PORT = 8000

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from matconcept.encoders.symmetry import crystal_system
@@ -142,6 +142,8 @@ def _element_list(values: Any, field: str) -> list[str]:
 
     if isinstance(values, str):
         values = [v for v in values.replace("-", ",").split(",") if v.strip()]
+    if not isinstance(values, list | tuple):  # a null or a number: a ValueError is a 400, a TypeError a 500
+        raise ValueError(f"{field}: a list of element symbols, not {type(values).__name__}")
     out = []
     for value in values:
         symbol = str(value).strip()
@@ -152,18 +154,31 @@ def _element_list(values: Any, field: str) -> list[str]:
     return sorted(set(out))
 
 
+_SYMBOLS = (
+    "H He Li Be B C N O F Ne Na Mg Al Si P S Cl Ar K Ca Sc Ti V Cr Mn Fe Co Ni Cu Zn Ga Ge As Se Br Kr Rb Sr Y Zr "
+    "Nb Mo Tc Ru Rh Pd Ag Cd In Sn Sb Te I Xe Cs Ba La Ce Pr Nd Pm Sm Eu Gd Tb Dy Ho Er Tm Yb Lu Hf Ta W Re Os Ir "
+    "Pt Au Hg Tl Pb Bi Po At Rn Fr Ra Ac Th Pa U Np Pu Am Cm Bk Cf Es Fm Md No Lr Rf Db Sg Bh Hs Mt Ds Rg Cn Nh "
+    "Fl Mc Lv Ts Og"
+)
+ELEMENT_SYMBOLS: tuple[str, ...] = tuple(_SYMBOLS.split())
+"""The element symbols a filter names, for the API schema (pymatgen checks them; it also takes any case)."""
+_ELEMENT = "|".join(ELEMENT_SYMBOLS)
+ElementSymbol = Annotated[str, WithJsonSchema({"type": "string", "enum": list(ELEMENT_SYMBOLS)})]
+ChemicalSystem = Annotated[str, WithJsonSchema({"type": "string", "pattern": f"^({_ELEMENT})(-({_ELEMENT}))*$"})]
+
+
 class SearchFilters(BaseModel):
     """Payload filters for search and count; every condition must hold (AND)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    elements_all: list[str] = Field(default_factory=list, description="must contain all of these elements")
-    elements_none: list[str] = Field(default_factory=list, description="must contain none of these elements")
-    elements_only: list[str] = Field(
+    elements_all: list[ElementSymbol] = Field(default_factory=list, description="must contain all of these elements")
+    elements_none: list[ElementSymbol] = Field(default_factory=list, description="must contain none of these elements")
+    elements_only: list[ElementSymbol] = Field(
         default_factory=list,
         description="only these elements, not necessarily all (a subset of the set, e.g. from XRF or EDS)",
     )
-    chemical_system: str | None = Field(default=None, description='exactly these elements, e.g. "Co-Li-O"')
+    chemical_system: ChemicalSystem | None = Field(default=None, description='exactly these elements, e.g. "Co-Li-O"')
     spacegroup_number: int | None = Field(default=None, ge=1, le=230)
     min_sites: int | None = Field(default=None, ge=1, le=INT32_MAX)
     max_sites: int | None = Field(default=None, ge=1, le=INT32_MAX)
@@ -189,6 +204,8 @@ class SearchFilters(BaseModel):
     def _sources(cls, value: Any) -> list[str]:
         if isinstance(value, str):
             value = value.split(",")
+        if not isinstance(value, list | tuple):
+            raise ValueError(f"sources: a list of source names, not {type(value).__name__}")
         return [str(v).strip() for v in value if str(v).strip()]
 
     @model_validator(mode="after")
