@@ -28,7 +28,8 @@ class InputErrorReason(StrEnum):
     UNKNOWN_ELEMENT = "unknown_element"
     """A site names an element that does not exist or lies outside Z = 1..100."""
     NON_FINITE = "non_finite"
-    """A coordinate or lattice parameter is NaN or infinite, or the cell has no volume."""
+    """A coordinate or lattice parameter is NaN or infinite (or absurdly large), or the cell has no
+    volume or is degenerate (flatter than 0.1 Å, an edge over 1000 Å)."""
     OVERLAPPING_ATOMS = "overlapping_atoms"
     """Two fully occupied sites are closer than the minimum distance."""
     TOO_MANY_SITES = "too_many_sites"

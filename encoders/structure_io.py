@@ -44,6 +44,18 @@ PRE_REDUCTION_FACTOR = 4
 """A cell may hold this many times ``max_sites`` before reduction (e.g. a 2×2×2 supercell of an
 allowed cell); beyond it we refuse before spending seconds on symmetry."""
 
+MIN_CELL_HEIGHT = 0.1
+"""Å; the smallest distance between opposite faces of a cell we accept. A flatter cell is degenerate
+(real cells are above 1 Å), and pymatgen's neighbour search over it needs so many periodic images
+that its allocation overflows (a MemoryError or a NULL-pointer error, found by fuzzing)."""
+
+MAX_CELL_EDGE = 1000.0
+"""Å; the longest cell edge we accept (the largest zeolite and MOF cells are below 200 Å)."""
+
+MAX_FRACTIONAL = 1e3
+"""The largest |fractional coordinate| we accept; CIFs use [-1, 2], and huge values overflow the
+neighbour search's cell index as a flat cell does."""
+
 SPLIT_SITE_OCCUPANCY_TOLERANCE = 1e-3
 """Two close, partially occupied sites whose occupancies sum to ≤ 1 (+ this) are a split
 position (positional disorder), not overlapping atoms."""
@@ -268,6 +280,7 @@ def check_structure(structure: Structure, source: str, limits: ParseLimits) -> P
     volume = abs(float(np.linalg.det(matrix)))
     if not math.isfinite(volume) or volume < 1e-3:
         raise _fail(InputErrorReason.NON_FINITE, source, f"the cell volume is {volume:.3g} Å³")
+    _check_cell_extent(matrix, volume, structure.frac_coords, source)
     if len(structure) > limits.max_sites * PRE_REDUCTION_FACTOR:
         raise _fail(
             InputErrorReason.TOO_MANY_SITES,
@@ -318,6 +331,29 @@ def _symmetrize(structure: Structure, primitive: bool) -> tuple[Structure, int, 
     frac = structure.cart_coords[first] @ np.linalg.inv(lattice)
     species = [structure[int(i)].species for i in first]
     return Structure(Lattice(lattice), species, frac - np.floor(frac)), number, symbol
+
+
+def _check_cell_extent(matrix: np.ndarray, volume: float, frac_coords: np.ndarray, source: str) -> None:
+    """Refuse a degenerate cell (too flat or too long) or absurd coordinates before any neighbour search."""
+    lengths = np.linalg.norm(matrix, axis=1)
+    if float(lengths.max()) > MAX_CELL_EDGE:
+        raise _fail(
+            InputErrorReason.NON_FINITE, source, f"a cell edge is {lengths.max():.3g} Å, limit is {MAX_CELL_EDGE:g} Å"
+        )
+    faces = np.linalg.norm(np.cross(matrix[[1, 2, 0]], matrix[[2, 0, 1]]), axis=1)
+    height = float(volume / faces.max())
+    if height < MIN_CELL_HEIGHT:
+        raise _fail(
+            InputErrorReason.NON_FINITE,
+            source,
+            f"the cell is degenerate: {height:.3g} Å between opposite faces, at least {MIN_CELL_HEIGHT:g} Å needed",
+        )
+    if frac_coords.size and float(np.abs(frac_coords).max()) > MAX_FRACTIONAL:
+        raise _fail(
+            InputErrorReason.NON_FINITE,
+            source,
+            f"a fractional coordinate is {np.abs(frac_coords).max():.3g}, limit is {MAX_FRACTIONAL:g}",
+        )
 
 
 def _check_overlaps(structure: Structure, source: str, min_distance: float) -> None:
