@@ -146,6 +146,7 @@ _PLAIN_PAYLOAD = (
     "disordered",
     "content_hash",
     "ingested_at",
+    "payload_version",
 )
 
 

@@ -186,7 +186,7 @@ class PatternSummary(_message.Message):
     def __init__(self, fwhm: _Optional[float] = ..., fwhm_estimated: _Optional[bool] = ..., residual: _Optional[float] = ..., candidates: _Optional[int] = ...) -> None: ...
 
 class Material(_message.Message):
-    __slots__ = ("material_id", "source", "source_id", "formula", "elements", "n_elements", "n_sites", "spacegroup_number", "spacegroup_symbol", "density", "volume", "disordered", "cod_id", "doi", "journal", "year", "title", "mineral", "tags", "content_hash", "ingested_at", "crystal_system")
+    __slots__ = ("material_id", "source", "source_id", "formula", "elements", "n_elements", "n_sites", "spacegroup_number", "spacegroup_symbol", "density", "volume", "disordered", "cod_id", "doi", "journal", "year", "title", "mineral", "tags", "content_hash", "ingested_at", "crystal_system", "payload_version")
     class TagsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -216,6 +216,7 @@ class Material(_message.Message):
     CONTENT_HASH_FIELD_NUMBER: _ClassVar[int]
     INGESTED_AT_FIELD_NUMBER: _ClassVar[int]
     CRYSTAL_SYSTEM_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_VERSION_FIELD_NUMBER: _ClassVar[int]
     material_id: str
     source: str
     source_id: str
@@ -238,7 +239,8 @@ class Material(_message.Message):
     content_hash: str
     ingested_at: str
     crystal_system: str
-    def __init__(self, material_id: _Optional[str] = ..., source: _Optional[str] = ..., source_id: _Optional[str] = ..., formula: _Optional[str] = ..., elements: _Optional[_Iterable[str]] = ..., n_elements: _Optional[int] = ..., n_sites: _Optional[int] = ..., spacegroup_number: _Optional[int] = ..., spacegroup_symbol: _Optional[str] = ..., density: _Optional[float] = ..., volume: _Optional[float] = ..., disordered: _Optional[bool] = ..., cod_id: _Optional[str] = ..., doi: _Optional[str] = ..., journal: _Optional[str] = ..., year: _Optional[int] = ..., title: _Optional[str] = ..., mineral: _Optional[str] = ..., tags: _Optional[_Mapping[str, str]] = ..., content_hash: _Optional[str] = ..., ingested_at: _Optional[str] = ..., crystal_system: _Optional[str] = ...) -> None: ...
+    payload_version: int
+    def __init__(self, material_id: _Optional[str] = ..., source: _Optional[str] = ..., source_id: _Optional[str] = ..., formula: _Optional[str] = ..., elements: _Optional[_Iterable[str]] = ..., n_elements: _Optional[int] = ..., n_sites: _Optional[int] = ..., spacegroup_number: _Optional[int] = ..., spacegroup_symbol: _Optional[str] = ..., density: _Optional[float] = ..., volume: _Optional[float] = ..., disordered: _Optional[bool] = ..., cod_id: _Optional[str] = ..., doi: _Optional[str] = ..., journal: _Optional[str] = ..., year: _Optional[int] = ..., title: _Optional[str] = ..., mineral: _Optional[str] = ..., tags: _Optional[_Mapping[str, str]] = ..., content_hash: _Optional[str] = ..., ingested_at: _Optional[str] = ..., crystal_system: _Optional[str] = ..., payload_version: _Optional[int] = ...) -> None: ...
 
 class Hit(_message.Message):
     __slots__ = ("material_id", "formula", "spacegroup_number", "spacegroup_symbol", "distance", "payload", "match")
