@@ -34,6 +34,7 @@ from matconcept.service.app.schemas import (
     SearchQuery,
     SearchResult,
     ServiceError,
+    SnapshotQuery,
     StatsResult,
     StructureIn,
     UpsertItemResult,
@@ -43,6 +44,7 @@ from matconcept.service.app.schemas import (
 from matconcept.service.app.settings import AccessSettings, ServiceSettings
 from matconcept.service.map.keeper import MapPoints, MapStatus
 from matconcept.service.map.layout import LayoutParams
+from matconcept.service.store.snapshots import SnapshotInfo
 from matconcept.service.store.structures import StructureFile
 
 logger = logging.getLogger(__name__)
@@ -430,6 +432,10 @@ class ServiceAPI:
         done = [r for r in results if r is not None]
         stored = sum(r.status in ("added", "updated") for r in done)
         return UpsertResult(results=done, stored=stored, failed=sum(r.status == "failed" for r in done))
+
+    async def snapshot(self, q: SnapshotQuery) -> SnapshotInfo:
+        """Write a snapshot of the store on its host (``<store>/snapshots/``); its SnapshotInfo."""
+        return await self.store.snapshot.remote(q.label)
 
     async def stats(self) -> StatsResult:
         count, engine = await asyncio.gather(self.store.count.remote(), self.store.engine.remote())

@@ -308,7 +308,18 @@ class StoreDeployment:
         self.store = open_store(settings.store, model_id, dim)
         self.lock = threading.Lock()
         self.map = MapKeeper(self.store, LayoutStore(settings.store.maps_dir(model_id)), store_lock=self.lock)
+        self.snapshot_dir = settings.store.db_dir / "snapshots"
         logger.info("store ready: %s, %d materials", self.store.engine, self.store.count())
+
+    def snapshot(self, label: str | None = None):
+        """Snapshot the store under the write lock: every write applied before it is in, none after
+        (:func:`matconcept.service.store.snapshots.take_snapshot`); its receipt (count, digest) is returned."""
+        from matconcept.service.store.snapshots import snapshot_name, take_snapshot
+
+        with self.lock:
+            info = take_snapshot(self.store, self.snapshot_dir / snapshot_name(self.store.model_id, label))
+        logger.info("snapshot %s: %d materials, digest %s", info.path, info.count, info.digest[:12])
+        return info
 
     def search(self, vector: list[float], *, using: str, k: int, filters, exact: bool | None):
         import numpy as np

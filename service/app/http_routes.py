@@ -12,6 +12,7 @@ Routes (OpenAPI page at ``/docs``, schema at ``/openapi.json``)::
     DELETE /v1/materials/{id}       delete one material; 404 when unknown (API key)
     DELETE /v1/materials            JSON DeleteQuery: delete several, the unknown ones listed (API key)
     GET    /v1/stats
+    POST   /v1/snapshots            write a snapshot of the store on its host; its count and digest (API key)
     GET    /healthz
 
     GET    /                        the results page: a query's nearest materials, compared in 3D (web page)
@@ -71,6 +72,7 @@ from matconcept.service.app.schemas import (
     SearchQuery,
     SearchResult,
     ServiceError,
+    SnapshotQuery,
     StatsResult,
     UpsertQuery,
     UpsertResult,
@@ -79,6 +81,7 @@ from matconcept.service.map.keeper import MapPoints, MapStatus
 from matconcept.service.map.layout import LayoutParams
 from matconcept.service.map.meta import MapApi, MapMeta, map_meta
 from matconcept.service.store.records import MaterialRecord
+from matconcept.service.store.snapshots import SnapshotInfo
 from matconcept.service.store.structures import MEDIA_TYPES, StructureFile, StructureFormatOut
 from matconcept.service.web import asset_media_type, asset_path
 
@@ -111,6 +114,7 @@ BODY_MODELS: tuple[type[BaseModel], ...] = (
     LayoutParams,
     PatternQuery,
     PatternForm,
+    SnapshotQuery,
 )
 """The request bodies the routes read themselves; the OpenAPI document carries their schemas."""
 HTTP_ERROR_CODES: dict[int, ErrorCode] = {status: code for code, status in HTTP_STATUS.items()}
@@ -414,6 +418,27 @@ def make_http_app(service: ServiceAPI) -> FastAPI:
     async def stats(request: Request) -> StatsResult:
         api().authorize(request.headers.get("authorization"), write=False)
         return await api().stats()
+
+    @app.post(
+        "/v1/snapshots",
+        operation_id="snapshot",
+        response_model=SnapshotInfo,
+        summary="Snapshot the store (API key)",
+        description="Writes the store to one file on the store's host (`<store>/snapshots/`), under the store's "
+        "write lock: every write applied before it is in the snapshot, none after. The answer names the file and "
+        "what it holds (count, and a digest of every material id and content hash) to check a restore against "
+        "(`matconcept store restore`).",
+        responses=error_responses(400, 401, 413, 503),
+        openapi_extra=write_op(request_body(SnapshotQuery, None, EXAMPLES["snapshot"], required=False)),
+    )
+    async def snapshot(request: Request) -> SnapshotInfo:
+        api().authorize(request.headers.get("authorization"), write=True)
+        body = await request.body()
+        try:
+            query = SnapshotQuery.model_validate_json(body) if body.strip() else SnapshotQuery()
+        except ValidationError as exc:
+            raise ServiceError(ErrorCode.INVALID_ARGUMENT, validation_message(exc), "invalid_request") from exc
+        return await api().snapshot(query)
 
     # -- the materials map ------------------------------------------------------------------------
     @app.get("/map", include_in_schema=False)

@@ -93,6 +93,10 @@ EXAMPLES: dict[str, dict[str, dict[str, Any]]] = {
     },
     "delete": {"one": example(f"Delete {EXAMPLE_ID} (API key)", {"material_ids": [EXAMPLE_ID]})},
     "map_place": {"structure": example("Place a CIF on the map", {"structure": NACL, "top_k": 5})},
+    "snapshot": {
+        "now": example("Snapshot the store now (API key)", {}),
+        "labelled": example("…with a label in the file name", {"label": "before-migration"}),
+    },
     "map_layout": {
         "defaults": example("Recompute with the defaults (t-SNE of the crystal vectors)", {}),
         "tuned": example("…with a lower perplexity and another seed", {"perplexity": 10, "seed": 1}),

@@ -248,6 +248,14 @@ class DeleteResult(BaseModel):
     missing: list[str] = Field(default_factory=list)
 
 
+class SnapshotQuery(_Request):
+    """``POST /v1/snapshots``: an optional label for the file name (the body may be empty)."""
+
+    label: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="added to the file name, e.g. before-migration"
+    )
+
+
 class StatsResult(BaseModel):
     count: int
     model_id: str

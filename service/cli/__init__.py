@@ -5,6 +5,7 @@ module          commands
 ==============  ===============================================
 ``embed``       ``embed``
 ``store``       ``ingest``, ``search``, ``get`` (local store or ``--remote``)
+``snapshot``    ``store snapshot``, ``store restore`` (one file and back; ``--service`` while serving)
 ``train``       ``corpus build``, ``train``, ``evaluate``
 ``serve``       ``serve``
 ``map``         ``map``
@@ -24,6 +25,7 @@ from matconcept.service.cli.common import EXIT_USAGE, CliError, report_error
 COMMAND_MODULES: tuple[str, ...] = (
     "matconcept.service.cli.embed",
     "matconcept.service.cli.store",
+    "matconcept.service.cli.snapshot",
     "matconcept.service.cli.train",
     "matconcept.service.cli.serve",
     "matconcept.service.cli.map",
