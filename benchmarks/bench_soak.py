@@ -18,8 +18,9 @@ delete             10      DELETE /v1/materials/{id}, one of the user's acknowle
 =================  ======  =============================================================
 
 Faults, each once, spread over the run: the store replica, an embedder replica and the gateway
-replica are killed with ``ray.kill`` (no cleanup, as in a crash; found by their Serve actor names;
-Serve restarts them), then the whole service is stopped and started again on the same store and ports.
+replica are killed with SIGKILL (their worker processes under the service, by the title Ray gives them;
+Serve restarts them), then the whole service (``matconcept serve`` in a child process) is stopped with
+SIGTERM and started again on the same store and ports.
 After each fault a probe (a CIF search over HTTP: gateway, embedder and store) measures the recovery
 time: fault → first success.
 
@@ -50,7 +51,9 @@ import json
 import os
 import random
 import shutil
+import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -106,53 +109,83 @@ class Log:
 
 # -- the service -----------------------------------------------------------------------------------------
 class Service:
-    """The service under test: started, stopped and started again on the same store and ports."""
+    """The service under test, ``matconcept serve`` in a child process: started, killed in parts, stopped
+    (SIGTERM: Serve and Ray shut down) and started again on the same store and ports. A child process,
+    because a Ray driver that shuts Ray down and starts it again in one process can be ended by Ray's own
+    background threads ("the core worker has already been shut down")."""
 
-    def __init__(self, store_dir: Path, ray_dir: Path) -> None:
-        from matconcept.service.app.settings import ServiceSettings
-        from matconcept.service.store import StoreSettings
+    def __init__(self, store_dir: Path, ray_dir: Path, log_path: Path) -> None:
+        self.store_dir, self.log_path = store_dir, log_path
+        self.http_port, self.grpc_port = _free_port(), _free_port()
+        self.env = {
+            **os.environ,
+            "MATCONCEPT_API_KEY": API_KEY,
+            "MATCONCEPT_RAY_TEMP_DIR": str(ray_dir),
+            "MATCONCEPT_MAX_BATCH_SIZE": "16",
+        }
+        self.process: subprocess.Popen | None = None
 
-        os.environ["MATCONCEPT_API_KEY"] = API_KEY
-        self.settings = ServiceSettings(
-            store=StoreSettings(db=store_dir),
-            http_port=_free_port(),
-            grpc_port=_free_port(),
-            ray_temp_dir=ray_dir,
-            max_batch_size=16,
-        )
-        self.running = None
+    def start(self, timeout: float = 600.0) -> None:
+        import requests
 
-    def start(self) -> None:
-        from matconcept.service.app.launch import start
-
-        self.running = start(self.settings, ingest_builtin=False)
+        command = [sys.executable, "-c", "from matconcept.service.cli import main; raise SystemExit(main())"]
+        command += ["serve", "--db", str(self.store_dir), "--no-builtin"]
+        command += ["--http-port", str(self.http_port), "--grpc-port", str(self.grpc_port)]
+        with open(self.log_path, "a") as log:
+            self.process = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"matconcept serve exited ({self.process.returncode}); see {self.log_path}")
+            try:
+                if requests.get(f"{self.http_url}/v1/stats", timeout=5).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)
+        raise RuntimeError(f"the service did not answer within {timeout} s; see {self.log_path}")
 
     def stop(self) -> None:
-        if self.running is not None:
-            self.running.stop()
-            self.running = None
+        if self.process is None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=180)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def replica_pid(self, deployment: str) -> int:
+        """A live replica of ``deployment``: a process under the service whose title Ray set to
+        ``ray::ServeReplica:matconcept:<deployment>``."""
+        assert self.process is not None
+        children: dict[int, list[int]] = defaultdict(list)
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                except (OSError, IndexError, ValueError):
+                    continue
+                children[ppid].append(int(entry.name))
+        todo, title = [self.process.pid], f"ServeReplica:matconcept:{deployment}"
+        while todo:
+            pid = todo.pop()
+            try:
+                if title in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
+                    return pid
+            except OSError:
+                pass
+            todo.extend(children.get(pid, []))
+        raise RuntimeError(f"no live replica of {deployment} under the service")
 
     @property
     def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.settings.http_port}"
+        return f"http://127.0.0.1:{self.http_port}"
 
     @property
     def grpc_target(self) -> str:
-        return f"127.0.0.1:{self.settings.grpc_port}"
-
-
-def kill_replica(deployment: str) -> str:
-    """Kill a live replica of ``deployment`` as a crash would (``ray.kill``: no cleanup, no ``__del__``);
-    Serve's controller notices and starts a new one. The local Ray runs without the dashboard, so the
-    replica is found by its actor name (``SERVE_REPLICA::<app>#<deployment>#<id>``), not the state API."""
-    import ray
-
-    for actor in ray.util.list_named_actors(all_namespaces=True):
-        name = actor["name"] if isinstance(actor, dict) else actor
-        if name.startswith("SERVE_REPLICA::") and f"#{deployment}#" in name:
-            ray.kill(ray.get_actor(name, namespace=actor.get("namespace", "serve")), no_restart=False)
-            return name
-    raise RuntimeError(f"no live replica of {deployment}")
+        return f"127.0.0.1:{self.grpc_port}"
 
 
 # -- the users -------------------------------------------------------------------------------------------
@@ -295,7 +328,7 @@ def inject(fault: str, service: Service) -> None:
         service.stop()
         service.start()
         return
-    kill_replica(REPLICA[fault])
+    os.kill(service.replica_pid(REPLICA[fault]), signal.SIGKILL)
 
 
 def check_writes(service: Service, writes: list[Write]) -> dict:
@@ -375,9 +408,11 @@ def inputs(n_cifs: int) -> dict:
     return {"cifs": cifs, "patterns": patterns}
 
 
-def soak(duration: float, users: int, store_dir: Path, ray_dir: Path, faults: bool, seed: int = 0) -> dict:
+def soak(
+    duration: float, users: int, store_dir: Path, ray_dir: Path, log_path: Path, faults: bool, seed: int = 0
+) -> dict:
     data = inputs(40)
-    service = Service(store_dir, ray_dir)
+    service = Service(store_dir, ray_dir, log_path)
     t0 = time.monotonic()
     service.start()
     startup_s = time.monotonic() - t0
@@ -423,6 +458,8 @@ def soak(duration: float, users: int, store_dir: Path, ray_dir: Path, faults: bo
     wall = time.monotonic() - started
     checks = check_writes(service, log.writes)
     by_fault, outside = errors_by_window(log, windows)
+    restart = [(a, b) for name, a, b in windows if name == "restart_service"]
+    steady = [r for r in log.requests if not any(r[1] <= b and r[1] + r[2] >= a for a, b in restart)]
     service.stop()
     requests_total = len(log.requests)
     return {
@@ -434,6 +471,7 @@ def soak(duration: float, users: int, store_dir: Path, ray_dir: Path, faults: bo
         "requests": requests_total,
         "throughput_rps": round(requests_total / wall, 2),
         "error_rate": round(sum(not r[3] for r in log.requests) / max(requests_total, 1), 4),
+        "error_rate_outside_restart": round(sum(not r[3] for r in steady) / max(len(steady), 1), 4),
         "by_kind": summarize(log, started),
         "recovery": recoveries,
         "errors_by_fault": by_fault,
@@ -462,7 +500,9 @@ def main(argv: list[str] | None = None) -> int:
         store = args.store or Path(tmp) / "store"
         ray_dir = Path(f"/tmp/mcsk-{os.getpid()}")  # short: Ray's Unix sockets must stay < 108 chars
         try:
-            report = soak(args.duration, args.users, store, ray_dir, faults=not args.no_faults, seed=args.seed)
+            report = soak(
+                args.duration, args.users, store, ray_dir, Path(tmp) / "serve.log", not args.no_faults, args.seed
+            )
         finally:
             shutil.rmtree(ray_dir, ignore_errors=True)
     text = json.dumps(report, indent=2)
