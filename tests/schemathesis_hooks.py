@@ -114,9 +114,9 @@ def _json_body(path: str, body: dict, dim: int | None) -> dict:
     if fields is None:
         return body
     given = [f for f in fields if body.get(f) is not None]
-    # No query given (the coverage phase varies one other field at a time): a vector, the cheapest query
-    # (a structure costs the embedder ~0.5 s, and the coverage phase sends hundreds of these).
-    keep = given[0] if given else "vector" if "vector" in fields and dim else "structure"
+    # No query given (the coverage phase varies one other field at a time): the cheapest query, a vector
+    # (search) or a pattern (map); a structure costs the embedder ~0.5 s and there are hundreds of these.
+    keep = given[0] if given else "vector" if "vector" in fields and dim else "pattern"
     for field in fields:
         if field != keep:
             body.pop(field, None)
