@@ -441,6 +441,10 @@ def make_http_app(service: ServiceAPI) -> FastAPI:
         return await api().snapshot(query)
 
     # -- the materials map ------------------------------------------------------------------------
+    @app.get("/", include_in_schema=False)
+    async def results_page() -> FileResponse:
+        return FileResponse(asset_path("index.html"), media_type="text/html")
+
     @app.get("/map", include_in_schema=False)
     async def map_page() -> FileResponse:
         return FileResponse(asset_path("map.html"), media_type="text/html")
