@@ -8,7 +8,7 @@ response models are lenient, so payloads written by an older version still load.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -137,12 +137,17 @@ INT32_MAX = 2**31 - 1
 """Largest site count a filter takes (int32); a larger number is refused here, never passed to the engine."""
 
 
+def _is_list_like(value: Any) -> bool:
+    """A list, tuple, set or other iterable of items (not a mapping, bytes, a number or None)."""
+    return isinstance(value, Iterable) and not isinstance(value, Mapping | bytes | str)
+
+
 def _element_list(values: Any, field: str) -> list[str]:
     from pymatgen.core import Element
 
     if isinstance(values, str):
         values = [v for v in values.replace("-", ",").split(",") if v.strip()]
-    if not isinstance(values, list | tuple):  # a null or a number: a ValueError is a 400, a TypeError a 500
+    if not _is_list_like(values):  # a null or a number: a ValueError is a 400, a TypeError a 500
         raise ValueError(f"{field}: a list of element symbols, not {type(values).__name__}")
     out = []
     for value in values:
@@ -204,7 +209,7 @@ class SearchFilters(BaseModel):
     def _sources(cls, value: Any) -> list[str]:
         if isinstance(value, str):
             value = value.split(",")
-        if not isinstance(value, list | tuple):
+        if not _is_list_like(value):
             raise ValueError(f"sources: a list of source names, not {type(value).__name__}")
         return [str(v).strip() for v in value if str(v).strip()]
 
