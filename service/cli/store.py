@@ -58,6 +58,11 @@ def add_parsers(subparsers: SubParsers) -> None:
     p.add_argument("--force", action="store_true", help="re-embed entries already stored with the same content")
     p.add_argument("--report", type=Path, help="failure report, JSONL (default: $MATCONCEPT_HOME/reports/...)")
     p.add_argument("--optimize", choices=["auto", "yes", "no"], default="auto", help="build HNSW at the end")
+    p.add_argument(
+        "--ray",
+        action="store_true",
+        help="run on Ray Data: the cluster at RAY_ADDRESS, else a private local Ray with --workers CPUs",
+    )
     p.set_defaults(func=run_ingest)
 
     s = subparsers.add_parser("search", help="nearest stored materials to a CIF, an id or a pattern")
@@ -125,6 +130,11 @@ def run_ingest(args: argparse.Namespace) -> int:
     report = args.report or settings.home / "reports" / f"ingest-{datetime.now(UTC):%Y%m%dT%H%M%S}.jsonl"
     optimize = {"auto": None, "yes": True, "no": False}[args.optimize]
     options = {"workers": args.workers, "batch": args.batch, "force": args.force, "optimize": optimize}
+    if args.ray:  # the same ingest on Ray Data (writer actors for a Qdrant server)
+        from matconcept.service.ingest.ray_data import ingest_builtin_ray as ingest_builtin
+        from matconcept.service.ingest.ray_data import ingest_ray as ingest
+
+        options["store_settings"] = settings
     try:
         with open_store(settings, embedder.model_id, embedder.dim) as store:
             summary = None
