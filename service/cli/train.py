@@ -30,6 +30,7 @@ from matconcept.service.cli.common import (
     add_model_option,
     open_embedder,
 )
+from matconcept.service.cli.datasets import add_fetch_parser
 
 if TYPE_CHECKING:
     from matconcept.training.corpus import CorpusConfig
@@ -48,6 +49,7 @@ SPLITS = ("test", "val", "train", "all")
 def add_parsers(subparsers: SubParsers) -> None:
     corpus = subparsers.add_parser("corpus", help="build a training corpus")
     corpus_sub = corpus.add_subparsers(dest="corpus_command", required=True)
+    add_fetch_parser(corpus_sub)  # corpus fetch: the real-structure sources (service/cli/datasets.py)
     build = corpus_sub.add_parser("build", help="seeds + substitutions + CIF/MP sources → a deduplicated corpus")
     build.add_argument("--out", type=Path, required=True, help="corpus directory to write")
     build.add_argument("--target", type=int, default=None, help="structures wanted (default 24000)")
