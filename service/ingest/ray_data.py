@@ -31,7 +31,7 @@ import os
 import pickle
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -221,22 +221,32 @@ class _Lister:
                 yield entry, label
 
 
-def _blocks(entries: Iterable[tuple[RawEntry, PointLabel]], first: int = 0) -> Iterator[Any]:
+def _blocks(entries: Iterable[tuple[RawEntry, PointLabel]], start: Callable[[], None]) -> Iterator[Any]:
     """Object-store references of Arrow tables of pickled (entry, label) pairs, ``BLOCK_ROWS`` at a
-    time (a label's original file is the entry's bytes object, which pickle writes once)."""
+    time (a label's original file is the entry's bytes object, which pickle writes once).
+
+    ``start`` (Ray's start or connection) is called before the first block only: a re-run with
+    nothing left to do never starts Ray.
+    """
     import pyarrow as pa
     import ray
 
-    ordinal = first
+    ordinal = 0
     rows: list[bytes] = []
+
+    def put() -> Any:
+        if ordinal == 0:
+            start()
+        return ray.put(pa.table({"ordinal": list(range(ordinal, ordinal + len(rows))), "entry": rows}))
+
     for entry in entries:
         rows.append(pickle.dumps(entry))
         if len(rows) == BLOCK_ROWS:
-            yield ray.put(pa.table({"ordinal": list(range(ordinal, ordinal + len(rows))), "entry": rows}))
+            yield put()
             ordinal += len(rows)
             rows = []
     if rows:
-        yield ray.put(pa.table({"ordinal": list(range(ordinal, ordinal + len(rows))), "entry": rows}))
+        yield put()
 
 
 def init_ray(workers: int | None = None) -> bool:
@@ -303,22 +313,26 @@ def ingest_items_ray(
     settings = embedder.loaded.info.model
     timer: dict[str, float] = {}
     with ExitStack() as stack:
-        if init_ray(workers):
-            stack.callback(ray.shutdown)
-        import ray.data
 
-        ctx = ray.data.DataContext.get_current()
-        ctx.enable_progress_bars = progress
+        def start() -> None:
+            t = time.perf_counter()
+            if init_ray(workers):
+                stack.callback(ray.shutdown)
+            timer["ray_start"] = time.perf_counter() - t
+
         lister = _Lister(store, force)
         t = time.perf_counter()
-        refs = list(_blocks(lister.entries(items)))
-        timer["list_hash"] = time.perf_counter() - t
+        refs = list(_blocks(lister.entries(items), start))
+        timer["list_hash"] = time.perf_counter() - t - timer.get("ray_start", 0.0)
         work = lister.work
         summary = IngestSummary(read=work.read, unchanged=work.skipped)
         outcomes: dict[int, tuple[Any, StructureInputError | None]] = {}
         nodes: dict[str, set[str]] = {"featurize": set(), "embed": set()}
         remote = store_settings is not None and getattr(store_settings, "qdrant_url", None)
         if refs:
+            import ray.data
+
+            ray.data.DataContext.get_current().enable_progress_bars = progress
             counts = Counter(t.material_id for t in work.todo)
             deferred = frozenset(o for o, t in enumerate(work.todo) if counts[t.material_id] > 1)
             gpus = int(ray.cluster_resources().get("GPU", 0))
