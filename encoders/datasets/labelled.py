@@ -122,13 +122,17 @@ class StructureTypeSet:
 def _label_item(
     job: tuple[DatasetItem, list[str] | None], _featurizer: object, limits: ParseLimits
 ) -> tuple[Structure | None, list[str] | str]:
-    """``(primitive structure, [protostructure label, canonical prototype])`` or ``(None, reason)``.
+    """``(primitive structure, [protostructure label, canonical prototype])``, ``(None, reason)`` when the
+    item does not parse, or ``(None, [reason])`` when pymatgen cannot label it (cached like a label, since
+    finding that out costs as much).
 
     ``job`` is the item and its cached labels, used as they are; else they are computed (in the pool).
     """
     import warnings
 
     item, cached = job
+    if cached and len(cached) == 1:
+        return None, cached
     try:
         parsed = item.parse(limits)
     except StructureInputError as exc:
@@ -145,7 +149,7 @@ def _label_item(
             )
             prototype = get_prototype_from_protostructure(label)
         except Exception as exc:  # spglib or label construction failed: a reason, never a crash
-            return None, f"no prototype label: {exc!r}"
+            return None, [f"no prototype label: {exc!r}"]
     return parsed.structure, [label, prototype]
 
 
@@ -190,8 +194,10 @@ def _label_dataset(
     out: list[tuple[DatasetItem, Structure, list[str]]] = []
     labels: dict[str, list[str]] = {}
     for item, (structure, got) in tqdm(zip(items, results, strict=True), total=len(items), desc=dataset, unit="st"):
-        if structure is None or isinstance(got, str):
-            on_bad(BadEntry(item.source, item.entry.name, str(got)))
+        if structure is None:
+            if not isinstance(got, str):
+                labels[item.material_id] = list(got)  # a label failure, remembered
+            on_bad(BadEntry(item.source, item.entry.name, got if isinstance(got, str) else got[0]))
             continue
         labels[item.material_id] = list(got)
         out.append((item, structure, list(got)))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from matconcept.encoders.datasets import crystal_builder, matminer
+from matconcept.encoders.datasets import crystal_builder, debian, matminer, zeolites
 from matconcept.encoders.datasets.core import (
     BadEntryHandler,
     DatasetItem,
@@ -21,7 +21,10 @@ from matconcept.encoders.datasets.core import (
     read_manifest,
 )
 
-SOURCES: dict[str, DatasetSource] = {s.name: s for s in (matminer.SOURCE, crystal_builder.SOURCE)}
+SOURCES: dict[str, DatasetSource] = {
+    s.name: s
+    for s in (matminer.SOURCE, crystal_builder.SOURCE, debian.PYMATGEN_TEST_FILES, debian.AVOGADRO, zeolites.SOURCE)
+}
 """Every known source, in fetch order."""
 
 
