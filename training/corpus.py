@@ -75,6 +75,9 @@ class CorpusConfig(BaseModel):
     substitutions: bool = True
     cif_paths: list[Path] = Field(default_factory=list, description="COD mirror, CIF directories or archives")
     mp_records: list[Path] = Field(default_factory=list, description="saved Materials Project documents (JSON)")
+    datasets: list[str] = Field(
+        default_factory=list, description="fetched real-structure sources (matconcept corpus fetch), as seeds"
+    )
     val_fraction: float = Field(default=0.1, ge=0, lt=0.5)
     test_fraction: float = Field(default=0.1, ge=0, lt=0.5)
     max_sites: int = Field(default=64, gt=0, description="largest primitive cell kept (training cost grows with it)")
@@ -245,6 +248,27 @@ def cif_seeds(paths: Iterable[Path], limits: ParseLimits, source: str = "cif") -
                 continue
             if not parsed.disordered:
                 yield _seed_record(parsed, source, parsed.metadata.cod_id or entry.stem)
+
+
+def dataset_seeds(names: Iterable[str], limits: ParseLimits, root: Path | None = None) -> Iterator[CorpusRecord]:
+    """Ordered structures of fetched real-structure sources, under the ids ``ingest --dataset`` stores
+    (``mp:mp-149``, ``aflowproto:AB_cF8_225_a_b``, ``cod:9008680``, ``iza:ABW``)."""
+    from matconcept.encoders.datasets.registry import read_dataset
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # CifParser warns about every rounded occupancy
+        for name in names:
+            for item in tqdm(read_dataset(name, root), desc=name, unit="structure", disable=None):
+                parsed = _checked(item.material_id, partial(item.parse, limits))
+                if parsed is not None:
+                    yield _seed_record(parsed, item.source, item.source_id)
+
+
+def same_structure(a: CorpusRecord, b: CorpusRecord) -> bool:
+    """pymatgen's ``StructureMatcher`` with its default tolerances (volumes scaled to each other)."""
+    from pymatgen.analysis.structure_matcher import StructureMatcher
+
+    return bool(StructureMatcher().fit(a.structure(), b.structure()))
 
 
 # ---------------------------------------------------------------------------------------- substitution
@@ -457,27 +481,42 @@ def split_of(group: str, seed: int, val_fraction: float, test_fraction: float) -
     return "train"
 
 
-def build_corpus(config: CorpusConfig, out: Path, mp_api_key: str | None = None) -> dict[str, Any]:
-    """Build the corpus into ``out`` and return its manifest (counts per source and split)."""
+def build_corpus(
+    config: CorpusConfig, out: Path, mp_api_key: str | None = None, datasets_root: Path | None = None
+) -> dict[str, Any]:
+    """Build the corpus into ``out`` and return its manifest (counts per source and split).
+
+    ``datasets_root``: where ``config.datasets`` were fetched (default: ``$MATCONCEPT_DATASETS`` or the cache).
+    """
     with warnings.catch_warnings():
         # pymatgen sorts formulas by electronegativity and warns for every noble gas it meets
         warnings.filterwarnings("ignore", message="No Pauling electronegativity")
-        return _build_corpus(config, out, mp_api_key)
+        return _build_corpus(config, out, mp_api_key, datasets_root)
 
 
-def _build_corpus(config: CorpusConfig, out: Path, mp_api_key: str | None) -> dict[str, Any]:
+def _build_corpus(
+    config: CorpusConfig, out: Path, mp_api_key: str | None, datasets_root: Path | None = None
+) -> dict[str, Any]:
     limits = ParseLimits(max_sites=config.max_sites)
     seeds: list[CorpusRecord] = []
     taken: set[str] = set()
     seed_ids: set[str] = set()
+    kept: dict[str, list[CorpusRecord]] = {}  # group+formula → the seeds kept under it
 
-    def add(records: Iterable[CorpusRecord]) -> None:
+    def add(records: Iterable[CorpusRecord], match: bool = False) -> None:
+        """Keep one seed per group+formula; with ``match`` (the fetched real sources), a later seed with a
+        taken key is kept too when StructureMatcher finds it differs from every seed kept under that key."""
         for r in records:
             if len(r.species) < 2:  # the paper excluded monatomic cells
                 continue
             key = f"{r.group}:{r.formula}"
             if key in taken:
-                continue
+                if not match or any(same_structure(r, other) for other in kept[key]):
+                    continue
+                kept[key].append(r)
+                key = f"{key}#{len(kept[key])}"
+            else:
+                kept[key] = [r]
             taken.add(key)
             if r.id in seed_ids:  # e.g. one COD id shipped by two packages as different cells
                 r.id = r.parent = f"{r.id}#{sum(i.startswith(r.id) for i in seed_ids) + 1}"
@@ -486,6 +525,8 @@ def _build_corpus(config: CorpusConfig, out: Path, mp_api_key: str | None) -> di
 
     if config.builtin:
         add(tqdm(builtin_seeds(limits), desc="seeds", unit="structure", disable=None))
+    if config.datasets:
+        add(dataset_seeds(config.datasets, limits, datasets_root), match=True)
     if config.cif_paths:
         add(cif_seeds(config.cif_paths, limits))
     for path in config.mp_records:
@@ -515,6 +556,13 @@ def _build_corpus(config: CorpusConfig, out: Path, mp_api_key: str | None) -> di
         "groups_by_split": _count(s for s in {(r.group, r.split) for r in records} for s in [s[1]]),
         "sha256": hashlib.sha256((out / RECORDS_FILE).read_bytes()).hexdigest(),
     }
+    if config.datasets:  # what was read, so a rebuild elsewhere can check it read the same archives
+        from matconcept.encoders.datasets.registry import fetched_manifest
+
+        manifest["datasets"] = {
+            name: fetched_manifest(name, datasets_root).model_dump(include={"package", "version", "sha256", "licence"})
+            for name in config.datasets
+        }
     (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2))
     return manifest
 

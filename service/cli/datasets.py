@@ -58,11 +58,18 @@ def ingest_dataset_cli(
     name: str, root: Path | None, store: VectorStore, embedder: Embedder, report: Path, options: dict[str, Any]
 ) -> IngestSummary:
     """``ingest --dataset NAME``: one fetched source into the open store; unknown or unfetched is a CliError."""
-    from matconcept.encoders.datasets.registry import DatasetNotFetchedError, fetched_manifest
     from matconcept.service.ingest.datasets import ingest_dataset
 
-    try:
-        fetched_manifest(name, root)
-    except (ValueError, DatasetNotFetchedError) as exc:
-        raise CliError(str(exc)) from None
+    check_fetched([name], root)
     return ingest_dataset(name, store, embedder, root, report=report, **options)
+
+
+def check_fetched(names: list[str], root: Path | None) -> None:
+    """A CliError naming the command to run when a source is unknown or not fetched."""
+    from matconcept.encoders.datasets.registry import DatasetNotFetchedError, fetched_manifest
+
+    for name in names:
+        try:
+            fetched_manifest(name, root)
+        except (ValueError, DatasetNotFetchedError) as exc:
+            raise CliError(str(exc)) from None

@@ -62,6 +62,10 @@ def add_parsers(subparsers: SubParsers) -> None:
         help=f"download from the Materials Project (key in ${MP_API_KEY_ENV}; needs mp-api)",
     )
     build.add_argument("--no-builtin", action="store_true", help="skip the seed structures shipped in dependencies")
+    build.add_argument(
+        "--dataset", action="append", default=[], help="a fetched real-structure source as seeds (see corpus fetch)"
+    )
+    build.add_argument("--datasets-dir", type=Path, help="fetched datasets folder (default: $MATCONCEPT_DATASETS)")
     build.add_argument("--no-substitutions", action="store_true")
     build.add_argument("--max-sites", type=int, default=None, help="largest primitive cell kept (default 64)")
     build.add_argument("--cache", type=Path, help="also featurize the corpus into this cache directory")
@@ -109,17 +113,22 @@ def run_corpus_build(args: argparse.Namespace) -> int:
         "cif_paths": args.cif,
         "mp_records": args.mp_records,
         "workers": args.workers,
+        "datasets": args.dataset,
     }
     for name in ("target", "seed", "max_sites"):
         if getattr(args, name) is not None:
             fields[name] = getattr(args, name)
     config = CorpusConfig(**fields)
+    if args.dataset:
+        from matconcept.service.cli.datasets import check_fetched
+
+        check_fetched(args.dataset, args.datasets_dir)
     key = None
     if args.mp:
         key = os.environ.get(MP_API_KEY_ENV)
         if not key:
             raise CliError(f"--mp needs a Materials Project API key in ${MP_API_KEY_ENV}")
-    manifest = build_corpus(config, args.out, mp_api_key=key)
+    manifest = build_corpus(config, args.out, mp_api_key=key, datasets_root=args.datasets_dir)
     if args.cache:
         from matconcept.training.cache import build_cache
         from matconcept.training.corpus import load_records
