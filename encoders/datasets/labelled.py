@@ -106,7 +106,7 @@ class StructureTypeSet:
 
     items: list[TypedStructure]
     families: dict[str, int]
-    """Family label → members, largest first."""
+    """Family (canonical prototype) → members, largest first."""
     bad: list[BadEntry] = field(default_factory=list)
     """Entries that did not parse or could not be labelled, with the reason."""
 
@@ -115,7 +115,7 @@ class StructureTypeSet:
         return [item for item in self.items if item.family is not None]
 
     def named_family_sizes(self) -> dict[str, int]:
-        """Members of each well-known type (``"rock salt (B1)": 412``), zero when absent."""
+        """Members of each well-known type (``"rock salt (B1)": 94``), zero when absent."""
         return {name: self.families.get(label, 0) for label, name in WELL_KNOWN_TYPES.items()}
 
 
