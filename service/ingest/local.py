@@ -2,9 +2,13 @@
 
 One path for every input: raw entries (:mod:`matconcept.encoders.sources`) are labelled with their material
 id and content hash, entries already stored with the same hash are skipped *before* parsing (so a
-killed run started again only does the remaining work), the rest are parsed and featurized in a
-process pool (:func:`matconcept.encoders.pipeline.featurize_entries`), embedded in batches
-(:meth:`matconcept.encoders.embedder.Embedder.embed_graphs`) and upserted in batches. Point ids are UUID5 of
+killed run started again only does the remaining work), the rest stream through three overlapping
+stages: the process pool (:func:`matconcept.encoders.pipeline.parallel_featurize`) parses, featurizes
+and builds everything of a point but its vectors (:func:`prepare_entry`: payload, kept structure,
+peak list), this thread embeds them in batches (:meth:`matconcept.encoders.embedder.Embedder.embed_graphs`),
+and a writer thread upserts each batch while the next one is embedded. Memory stays bounded: at most
+``MAX_IN_FLIGHT`` entries between the reader and this thread, one batch being embedded and
+``WRITE_QUEUE_DEPTH`` batches waiting for the writer. Point ids are UUID5 of
 the material id and each point is one upsert of payload + both vectors, so re-running after a
 SIGKILL at any moment ends with exactly the right points. One bad entry never stops a run: it is
 counted and written to the JSONL failure report (``path``, ``id``, ``reason``, ``message``).
@@ -14,8 +18,10 @@ The service's Upsert RPC reuses :func:`label_entry` + :func:`points_from_featuri
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import queue
 import sys
 import threading
 import time
@@ -28,16 +34,18 @@ from pathlib import Path
 from typing import IO
 
 from pydantic import BaseModel, Field
+from torch_geometric.data import Data
 
 from matconcept.encoders.embedder import Embedder
 from matconcept.encoders.errors import InputErrorReason, StructureInputError
-from matconcept.encoders.pipeline import Featurized, featurize_entries
+from matconcept.encoders.featurize import Featurizer
+from matconcept.encoders.pipeline import Featurized, featurize_entry, parallel_featurize
 from matconcept.encoders.sources import RawEntry, entry_source_id, iter_entries
-from matconcept.encoders.structure_io import ParseLimits
+from matconcept.encoders.structure_io import CifReader, ParseLimits
 from matconcept.service.store.base import VectorStore
 from matconcept.service.store.payload import content_hash, material_id, payload_from_parsed
 from matconcept.service.store.peaks import PhaseFeatures
-from matconcept.service.store.records import PointIn
+from matconcept.service.store.records import MaterialPayload, PointIn
 from matconcept.service.store.structures import StoredStructure, file_name
 
 logger = logging.getLogger(__name__)
@@ -49,6 +57,8 @@ LOOKUP_CHUNK = 512
 MAX_IN_FLIGHT = 2048
 """Entries read but not yet featurized: the process pool's feeder would otherwise read a whole COD
 mirror (tens of GB) into memory ahead of the workers."""
+WRITE_QUEUE_DEPTH = 2
+"""Embedded batches waiting for the writer thread; the embedding loop blocks beyond it (bounded memory)."""
 OPTIMIZE_MIN_POINTS = 20_000
 """Build HNSW at the end of an ingest once the collection is this large: below it an exact scan of
 1024-d vectors takes a few ms, above it HNSW keeps top-50 queries near 5 ms (benchmarks/bench_search.py)."""
@@ -129,6 +139,117 @@ def points_from_featurized(
     ]
 
 
+@dataclass(slots=True)
+class Prepared:
+    """One entry made ready in a pool worker: everything of its point but the two vectors, or an error.
+
+    Built where the entry is parsed so the pymatgen structure never crosses the process boundary
+    (pickling it cost more than the payload, kept structure and peak list that replace it) and so
+    the peak-list simulation runs in parallel instead of in the embedding thread.
+    """
+
+    entry_name: str
+    entry_stem: str
+    graph: Data | None = None
+    payload: MaterialPayload | None = None
+    structure: StoredStructure | None = None
+    phase: PhaseFeatures | None = None
+    error: StructureInputError | None = None
+    cpu_s: float = 0.0
+    """CPU seconds the worker spent on this entry (the in-situ cost of parsing and point building)."""
+
+
+def prepare_entry(
+    item: tuple[RawEntry, PointLabel], featurizer: Featurizer, limits: ParseLimits, reader: CifReader = "fast"
+) -> Prepared:
+    """Parse, featurize and build the point parts of one labelled entry (runs in a pool worker)."""
+    start = time.process_time()
+    prepared = _prepare(item, featurizer, limits, reader)
+    prepared.cpu_s = time.process_time() - start
+    return prepared
+
+
+def _prepare(
+    item: tuple[RawEntry, PointLabel], featurizer: Featurizer, limits: ParseLimits, reader: CifReader
+) -> Prepared:
+    entry, label = item
+    result = featurize_entry(entry, featurizer, limits, reader)
+    if result.error is not None or result.graph is None or result.parsed is None:
+        return Prepared(entry.name, entry.stem, error=result.error)
+    try:
+        parsed = result.parsed
+        return Prepared(
+            entry.name,
+            entry.stem,
+            graph=result.graph,
+            payload=payload_from_parsed(parsed, label.source, label.source_id, label.content_hash, label.tags),
+            structure=StoredStructure.of(parsed.structure, label.original, label.original_name),
+            phase=PhaseFeatures.of(parsed.structure),
+        )
+    except Exception as exc:  # a checked, featurized structure should make a point; report, never crash
+        logger.exception("%s: building the point failed", entry.name)
+        err = StructureInputError(InputErrorReason.FEATURIZE_FAILED, entry.name, f"building the point failed: {exc}")
+        return Prepared(entry.name, entry.stem, error=err)
+
+
+def points_from_prepared(results: Sequence[Prepared], embedder: Embedder) -> list[PointIn]:
+    """Embed prepared entries in one batch and complete their points."""
+    if not results:
+        return []
+    crystal, xrd = embedder.embed_graphs([r.graph for r in results])
+    return [
+        PointIn(payload=r.payload, crystal=c, xrd=x, structure=r.structure, phase=r.phase)
+        for r, c, x in zip(results, crystal, xrd, strict=True)
+    ]
+
+
+class _Writer:
+    """The upsert stage: a thread writing embedded batches while the next batch is embedded.
+
+    A failed upsert is raised again in the ingest thread at the next :meth:`put` or at :meth:`close`.
+    """
+
+    def __init__(self, store: VectorStore, depth: int = WRITE_QUEUE_DEPTH) -> None:
+        self.store = store
+        self.queue: queue.Queue[tuple[list[PointIn], int] | None] = queue.Queue(maxsize=depth)
+        self.error: BaseException | None = None
+        self.seconds = 0.0
+        self.thread = threading.Thread(target=self._loop, name="ingest-writer", daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while (item := self.queue.get()) is not None:
+            if self.error is not None:
+                continue  # drain: the ingest thread raises the first error
+            points, read = item
+            start = time.perf_counter()
+            try:
+                self.store.upsert(points)
+            except BaseException as exc:
+                self.error = exc
+                continue
+            finally:
+                self.seconds += time.perf_counter() - start
+            logger.info("stored %d points (%d entries read)", len(points), read)
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def put(self, points: list[PointIn], read: int) -> None:
+        """Queue a batch (``read``: entries read so far, for the log line written once it is stored)."""
+        self._raise()
+        self.queue.put((points, read))
+
+    def close(self, check: bool = True) -> None:
+        """Wait for every queued batch to be written; with ``check``, raise the first failure."""
+        if self.thread.is_alive():
+            self.queue.put(None)
+            self.thread.join()
+        if check:
+            self._raise()
+
+
 def _chunks(items: Iterable, size: int) -> Iterator[list]:
     it = iter(items)
     while chunk := list(islice(it, size)):
@@ -138,19 +259,28 @@ def _chunks(items: Iterable, size: int) -> Iterator[list]:
 class _Run:
     """State of one ingest run: counters, the in-flight labels and the pending batch."""
 
-    def __init__(self, store: VectorStore, embedder: Embedder, batch: int, force: bool, report: IO[str] | None):
+    def __init__(
+        self,
+        store: VectorStore,
+        embedder: Embedder,
+        batch: int,
+        force: bool,
+        report: IO[str] | None,
+        writer: _Writer | None = None,
+    ):
         self.store, self.embedder, self.batch, self.force, self.report = store, embedder, batch, force, report
+        self.writer = writer
         self.summary = IngestSummary()
         self.in_flight: deque[PointLabel] = deque()
         self.slots = threading.Semaphore(MAX_IN_FLIGHT)
         self.stopped = threading.Event()
         self.skipped = 0  # counted by the feeder thread (stored, same hash); merged at the end
         self.seen: dict[str, str] = {}  # feeder thread: material id → content hash of its last entry
-        self.pending: dict[str, tuple[Featurized, PointLabel, str]] = {}  # id → (result, label, counter)
+        self.pending: dict[str, tuple[Prepared, PointLabel, str]] = {}  # id → (result, label, counter)
         self.done: dict[str, str] = {}  # material id → content hash written (or pending) in this run
         self.timer = {"lookup": 0.0, "featurize_wait": 0.0, "embed": 0.0, "upsert": 0.0}
 
-    def to_featurize(self, items: Iterable[tuple[RawEntry, PointLabel]]) -> Iterator[RawEntry]:
+    def to_featurize(self, items: Iterable[tuple[RawEntry, PointLabel]]) -> Iterator[tuple[RawEntry, PointLabel]]:
         """Entries that need work; stored ones with the same content hash are counted and skipped.
 
         Runs in the process pool's feeder thread when ``workers > 1``: it blocks once
@@ -177,9 +307,9 @@ class _Run:
                 if self.stopped.is_set():
                     return
                 self.in_flight.append(label)
-                yield entry
+                yield entry, label
 
-    def fail(self, result: Featurized, label: PointLabel, error: StructureInputError | None = None) -> None:
+    def fail(self, result: Prepared, label: PointLabel, error: StructureInputError | None = None) -> None:
         self.summary.failed += 1
         error = error or result.error
         if self.report is not None and error is not None:
@@ -187,7 +317,7 @@ class _Run:
             self.report.write(json.dumps(line) + "\n")
             self.report.flush()
 
-    def accept(self, result: Featurized, label: PointLabel) -> None:
+    def accept(self, result: Prepared, label: PointLabel) -> None:
         mid = label.material_id
         if mid in self.done:  # the same material twice in one run (a copy, or a newer version)
             if self.done[mid] == label.content_hash:
@@ -208,22 +338,26 @@ class _Run:
         start = time.perf_counter()
         points = self._embed(list(self.pending.values()))
         mid = time.perf_counter()
-        self.store.upsert(points)
         self.timer["embed"] += mid - start
-        self.timer["upsert"] += time.perf_counter() - mid
-        logger.info("stored %d points (%d entries read)", len(points), self.summary.read)
+        if self.writer is not None:
+            self.writer.put(points, self.summary.read)  # written while the next batch is embedded
+            self.timer["write_wait"] = self.timer.get("write_wait", 0.0) + time.perf_counter() - mid
+        else:
+            self.store.upsert(points)
+            self.timer["upsert"] += time.perf_counter() - mid
+            logger.info("stored %d points (%d entries read)", len(points), self.summary.read)
         self.pending.clear()
 
-    def _embed(self, batch: list[tuple[Featurized, PointLabel, str]]) -> list[PointIn]:
+    def _embed(self, batch: list[tuple[Prepared, PointLabel, str]]) -> list[PointIn]:
         """Points of a batch; if the model fails on it, one at a time, so one bad graph fails alone."""
         try:
-            return points_from_featurized([b[0] for b in batch], [b[1] for b in batch], self.embedder)
+            return points_from_prepared([b[0] for b in batch], self.embedder)
         except Exception:
             logger.exception("embedding a batch of %d failed; retrying one by one", len(batch))
         points = []
         for result, label, counter in batch:
             try:
-                points.extend(points_from_featurized([result], [label], self.embedder))
+                points.extend(points_from_prepared([result], self.embedder))
             except Exception as exc:
                 setattr(self.summary, counter, getattr(self.summary, counter) - 1)
                 self.done.pop(label.material_id, None)
@@ -244,12 +378,14 @@ def ingest_items(
     limits: ParseLimits | None = None,
     progress: bool = True,
     optimize: bool | None = None,
+    reader: CifReader = "fast",
 ) -> IngestSummary:
     """Ingest labelled raw entries (the engine behind :func:`ingest` and :func:`ingest_builtin`).
 
     Args:
         optimize: Build HNSW at the end: always (True), never (False), or once the collection holds
             ``OPTIMIZE_MIN_POINTS`` (None).
+        reader: The CIF reader (``"pymatgen"``: the reference path, for benchmarks).
     """
     from tqdm import tqdm
 
@@ -264,13 +400,17 @@ def ingest_items(
         if report is not None:
             Path(report).parent.mkdir(parents=True, exist_ok=True)
             report_file = stack.enter_context(Path(report).open("w"))
-        run = _Run(store, embedder, batch, force, report_file)
+        writer = _Writer(store)
+        stack.callback(writer.close, check=False)  # on an error below: stop the writer, keep that error
+        run = _Run(store, embedder, batch, force, report_file, writer)
         stack.callback(run.stopped.set)  # lets the feeder thread end if this loop raises
-        results = featurize_entries(run.to_featurize(items), settings.graph, settings.xrd, limits, workers)
+        work = functools.partial(prepare_entry, limits=limits or ParseLimits(), reader=reader)
+        results = parallel_featurize(run.to_featurize(items), work, settings.graph, settings.xrd, workers)
         bar = stack.enter_context(tqdm(desc="ingest", unit="entry", disable=not progress or None, file=sys.stderr))
         wait = time.perf_counter()
         for result in results:
             run.timer["featurize_wait"] += time.perf_counter() - wait
+            run.timer["worker_cpu"] = run.timer.get("worker_cpu", 0.0) + result.cpu_s
             run.slots.release()
             label = run.in_flight.popleft()
             if result.error is not None or result.graph is None:
@@ -280,6 +420,8 @@ def ingest_items(
             bar.update(1)
             wait = time.perf_counter()
         run.flush()
+        writer.close()
+        run.timer["upsert"] += writer.seconds
         if optimize or (optimize is None and store.count() >= OPTIMIZE_MIN_POINTS):
             start = time.perf_counter()
             store.optimize()
@@ -304,6 +446,7 @@ def ingest(
     limits: ParseLimits | None = None,
     progress: bool = True,
     optimize: bool | None = None,
+    reader: CifReader = "fast",
 ) -> IngestSummary:
     """Ingest CIF / pymatgen JSON / POSCAR files, directories (recursively) and archives.
 
@@ -322,6 +465,7 @@ def ingest(
         limits=limits,
         progress=progress,
         optimize=optimize,
+        reader=reader,
     )
 
 
