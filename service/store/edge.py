@@ -30,8 +30,11 @@ from typing import IO
 import numpy as np
 
 from matconcept.service.store.base import (
+    ACORN_MAX_SELECTIVITY,
     INTEGER_INDEXES,
     KEYWORD_INDEXES,
+    QUANTIZATION_OVERSAMPLING,
+    QUANTIZATION_QUANTILE,
     StoreError,
     StoreLockedError,
     VectorName,
@@ -39,6 +42,7 @@ from matconcept.service.store.base import (
     build_filter,
     check_using,
     check_vector,
+    filtered_plan,
     point_vectors,
     vector_sizes,
 )
@@ -83,6 +87,9 @@ class EdgeStore(VectorStore):
         directory: The collection directory (created if missing).
         model_id: The model whose vectors it holds (checked against an existing collection).
         dim: Vector dimension.
+        scalar_quantization: Keep an int8 copy of every vector in RAM for the graph walk (a quarter of
+            the float32 size) and rescore the candidates on the originals, which then stay on disk;
+            chosen when the collection is created, ignored for an existing one.
 
     Raises:
         StoreLockedError: another process (e.g. a running ``matconcept serve``) owns the directory.
@@ -91,13 +98,16 @@ class EdgeStore(VectorStore):
 
     engine = "qdrant-edge"
 
-    def __init__(self, directory: str | Path, model_id: str, dim: int = 1024) -> None:
+    def __init__(
+        self, directory: str | Path, model_id: str, dim: int = 1024, *, scalar_quantization: bool = False
+    ) -> None:
         import qdrant_edge as q
 
         self._q = q
         self.directory = Path(directory)
         self.model_id = model_id
         self.dim = int(dim)
+        self.scalar_quantization = scalar_quantization
         self.directory.mkdir(parents=True, exist_ok=True)
         self._lock: IO[str] | None = self._acquire_lock()
         self._models = _edge_models()
@@ -150,8 +160,18 @@ class EdgeStore(VectorStore):
     # -- shard -------------------------------------------------------------------------------
     def _config(self):
         q = self._q
+        quantized = self.scalar_quantization
+        memory = q.Memory.Cold if quantized else None  # originals only rescore: on disk beside int8 in RAM
         return q.EdgeConfig(
-            vectors={name: q.EdgeVectorParams(size=n, distance=q.Distance.Euclid) for name, n in self.sizes.items()},
+            vectors={
+                name: q.EdgeVectorParams(size=n, distance=q.Distance.Euclid, memory=memory)
+                for name, n in self.sizes.items()
+            },
+            quantization_config=(
+                q.ScalarQuantizationConfig(q.ScalarType.Int8, quantile=QUANTIZATION_QUANTILE, memory=q.Memory.Pinned)
+                if quantized
+                else None
+            ),
             payload_memory=q.Memory.Cold,  # payloads (with the kept structures) on disk, read per hit
             hnsw_config=q.HnswIndexConfig(
                 m=HNSW_M, ef_construct=HNSW_EF_CONSTRUCT, full_scan_threshold=FULL_SCAN_THRESHOLD_KB
@@ -164,8 +184,10 @@ class EdgeStore(VectorStore):
         config = path / "edge_config.json"
         if config.exists():
             shard = q.EdgeShard.load(str(path))
+            saved = json.loads(config.read_text())
             # A shard made before the fingerprint vector existed keeps its two vectors.
-            self.sizes = {name: v["size"] for name, v in json.loads(config.read_text())["vectors"].items()}
+            self.sizes = {name: v["size"] for name, v in saved["vectors"].items()}
+            self.scalar_quantization = bool(saved.get("quantization_config"))
         else:
             self.sizes = vector_sizes(self.dim)
             shard = q.EdgeShard.create(str(path), self._config())
@@ -210,12 +232,23 @@ class EdgeStore(VectorStore):
         if not self.has_vector(check_using(using)):
             raise StoreError(f"this store keeps no {using} vectors (made before they existed)")
         query = q.Query.Nearest(check_vector(vector, self.sizes[using]), using=using)
+        flt = build_filter(filters, self._models)
         # Segments without HNSW (small, or not yet optimized) are scanned exactly whatever is asked.
-        params = q.SearchParams(exact=True) if exact else q.SearchParams(hnsw_ef=max(HNSW_EF, k))
+        plan = filtered_plan(filters, exact, lambda: self.shard.count(q.CountRequest(exact=False, filter=flt)))
+        if plan.exact:  # an exact scan reads the original vectors, never the int8 copies
+            ignore = q.QuantizationSearchParams(ignore=True) if self.scalar_quantization else None
+            params = q.SearchParams(exact=True, quantization=ignore)
+        else:
+            rescore = q.QuantizationSearchParams(rescore=True, oversampling=QUANTIZATION_OVERSAMPLING)
+            params = q.SearchParams(
+                hnsw_ef=max(plan.hnsw_ef or HNSW_EF, k),
+                quantization=rescore if self.scalar_quantization else None,
+                acorn=q.AcornSearchParams(enable=True, max_selectivity=ACORN_MAX_SELECTIVITY) if plan.acorn else None,
+            )
         request = q.QueryRequest(
             limit=k,
             query=query,
-            filter=build_filter(filters, self._models),
+            filter=flt,
             params=params,
             with_payload=self._metadata_only(),
         )

@@ -15,14 +15,18 @@ from types import SimpleNamespace
 import numpy as np
 
 from matconcept.service.store.base import (
+    ACORN_MAX_SELECTIVITY,
     INTEGER_INDEXES,
     KEYWORD_INDEXES,
+    QUANTIZATION_OVERSAMPLING,
+    QUANTIZATION_QUANTILE,
     StoreError,
     VectorName,
     VectorStore,
     build_filter,
     check_using,
     check_vector,
+    filtered_plan,
     point_vectors,
     vector_sizes,
 )
@@ -47,14 +51,26 @@ class RemoteStore(VectorStore):
         model_id: The model whose vectors it holds.
         dim: Vector dimension.
         api_key: Server API key, if any.
+        scalar_quantization: int8 copies in RAM for the graph walk, originals on disk for rescoring
+            (as :class:`~matconcept.service.store.edge.EdgeStore`); set when the collection is created.
     """
 
     engine = "qdrant-server"
 
-    def __init__(self, url: str, collection: str, model_id: str, dim: int = 1024, api_key: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        collection: str,
+        model_id: str,
+        dim: int = 1024,
+        api_key: str | None = None,
+        *,
+        scalar_quantization: bool = False,
+    ) -> None:
         from qdrant_client import QdrantClient, models
 
         self.url, self.collection, self.model_id, self.dim = url, collection, model_id, int(dim)
+        self.scalar_quantization = scalar_quantization
         self._api_key = api_key
         self._m = models
         self._models = SimpleNamespace(
@@ -77,13 +93,24 @@ class RemoteStore(VectorStore):
             if {name: sizes.get(name) for name in VECTOR_NAMES} != dict.fromkeys(VECTOR_NAMES, self.dim):
                 raise StoreError(f"collection {self.collection} has vectors {sizes}, expected {self.dim}-d crystal/xrd")
             self.sizes = sizes
+            self.scalar_quantization = info.config.quantization_config is not None
         else:
             self.sizes = vector_sizes(self.dim)
             self.client.create_collection(
                 self.collection,
                 vectors_config={
-                    name: m.VectorParams(size=n, distance=m.Distance.EUCLID) for name, n in self.sizes.items()
+                    name: m.VectorParams(size=n, distance=m.Distance.EUCLID, on_disk=self.scalar_quantization or None)
+                    for name, n in self.sizes.items()
                 },
+                quantization_config=(
+                    m.ScalarQuantization(
+                        scalar=m.ScalarQuantizationConfig(
+                            type=m.ScalarType.INT8, quantile=QUANTIZATION_QUANTILE, always_ram=True
+                        )
+                    )
+                    if self.scalar_quantization
+                    else None
+                ),
                 on_disk_payload=True,  # payloads (with the kept structures) on disk; indexed fields stay in RAM
                 metadata={"model_id": self.model_id},
             )
@@ -118,12 +145,26 @@ class RemoteStore(VectorStore):
             raise ValueError(f"k must be at least 1, got {k}")
         if not self.has_vector(check_using(using)):
             raise StoreError(f"collection {self.collection} keeps no {using} vectors (made before they existed)")
-        params = self._m.SearchParams(exact=bool(exact), hnsw_ef=None if exact else max(HNSW_EF, k))
+        m = self._m
+        flt = build_filter(filters, self._models)
+        plan = filtered_plan(
+            filters, exact, lambda: self.client.count(self.collection, count_filter=flt, exact=False).count
+        )
+        if plan.exact:  # an exact scan reads the original vectors, never the int8 copies
+            ignore = m.QuantizationSearchParams(ignore=True) if self.scalar_quantization else None
+            params = m.SearchParams(exact=True, quantization=ignore)
+        else:
+            rescore = m.QuantizationSearchParams(rescore=True, oversampling=QUANTIZATION_OVERSAMPLING)
+            params = m.SearchParams(
+                hnsw_ef=max(plan.hnsw_ef or HNSW_EF, k),
+                quantization=rescore if self.scalar_quantization else None,
+                acorn=m.AcornSearchParams(enable=True, max_selectivity=ACORN_MAX_SELECTIVITY) if plan.acorn else None,
+            )
         result = self.client.query_points(
             self.collection,
             query=check_vector(vector, self.sizes[using]),
             using=using,
-            query_filter=build_filter(filters, self._models),
+            query_filter=flt,
             search_params=params,
             limit=k,
             with_payload=self._metadata_only(),
