@@ -1,10 +1,11 @@
 """Batch ingest on Ray Data: the local ingest's steps, spread over a Ray cluster.
 
 ``matconcept ingest --ray`` runs the same per-entry functions as :mod:`matconcept.service.ingest.local`
-(:func:`~matconcept.service.ingest.local.label_entry`, :func:`~matconcept.encoders.pipeline.featurize_entry`,
-:func:`~matconcept.service.ingest.local.points_from_featurized`) as a Ray Data pipeline::
+(:func:`~matconcept.service.ingest.local.label_entry`; :func:`~matconcept.service.ingest.local.prepare_entry`:
+parse, featurize and every part of the point but its vectors;
+:func:`~matconcept.service.ingest.local.points_from_prepared`: the model) as a Ray Data pipeline::
 
-    listing (driver) ─► parse + featurize (CPU tasks) ─► embedding actor pool (GPU where a node has one)
+    listing (driver) ─► parse, featurize, build (CPU tasks) ─► embedding actor pool (GPU where a node has one)
                      ─► writes: the driver for the embedded store (its one owner), parallel writer
                         actors for a Qdrant server
 
@@ -39,7 +40,6 @@ from typing import Any
 
 from matconcept.encoders.embedder import Embedder
 from matconcept.encoders.errors import InputErrorReason, StructureInputError
-from matconcept.encoders.pipeline import Featurized, featurize_entry
 from matconcept.encoders.sources import RawEntry, iter_entries
 from matconcept.encoders.structure_io import ParseLimits
 from matconcept.service.ingest.local import (
@@ -47,9 +47,11 @@ from matconcept.service.ingest.local import (
     OPTIMIZE_MIN_POINTS,
     IngestSummary,
     PointLabel,
+    Prepared,
     builtin_items,
     label_entry,
-    points_from_featurized,
+    points_from_prepared,
+    prepare_entry,
 )
 from matconcept.service.store.base import VectorStore
 
@@ -61,6 +63,10 @@ FEATURIZE_BATCH = 16
 """Entries per parse/featurize task call."""
 EMBED_ACTOR_MEMORY = 512 * 1024**2
 """Bytes of memory an embedding actor reserves (model, a batch of graphs and activations)."""
+CPUS_PER_EMBED_ACTOR = 16
+"""One CPU embedding actor per this many CPUs: the model costs 0.4 ms of CPU per entry against ~6 ms
+for parsing and building the point (benchmarks/bench_ingest_scale.py), so one actor keeps up with
+about 15 cores of CPU tasks."""
 LOOKUP_CHUNK = 512
 """Entries whose stored content hashes the driver fetches in one call."""
 LOCAL_TEMP = "/tmp/mc-ray-ingest-{uid}"
@@ -94,10 +100,11 @@ _FEATURIZER: dict[tuple[str, str], Any] = {}
 
 
 def featurize_rows(batch: dict[str, Any], graph: Any, xrd: Any, limits: ParseLimits) -> dict[str, Any]:
-    """Ray Data CPU stage: parse and featurize a batch of pickled (raw entry, label) pairs.
+    """Ray Data CPU stage: parse, featurize and build the points (all but their vectors) of a batch of
+    pickled (raw entry, label) pairs.
 
-    Returns the batch's ordinals, the pickled (:class:`Featurized`, label) of each entry and the Ray
-    node that did the work (reported, so a run shows how its work spread).
+    Returns the batch's ordinals, the pickled :class:`Prepared` of each entry and the Ray node that
+    did the work (reported, so a run shows how its work spread).
     """
     import ray
     import torch
@@ -112,13 +119,13 @@ def featurize_rows(batch: dict[str, Any], graph: Any, xrd: Any, limits: ParseLim
     node = ray.get_runtime_context().get_node_id()
     out = []
     for blob in batch["entry"]:
-        entry, label = pickle.loads(blob)
-        out.append(pickle.dumps((featurize_entry(entry, featurizer, limits), label)))
+        out.append(pickle.dumps(prepare_entry(pickle.loads(blob), featurizer, limits)))
     return {"ordinal": batch["ordinal"], "featurized": out, "node": [node] * len(out)}
 
 
 class EmbedStage:
-    """Ray Data actor: embeds featurized entries (one model per actor, on its GPU when it has one).
+    """Ray Data actor: embeds prepared entries (one model per actor, on its GPU when it has one); the
+    rest of each point was built in the CPU tasks, so an actor does nothing but run the model.
 
     A batch the model fails on is embedded one entry at a time, so one bad graph fails alone.
     """
@@ -133,24 +140,24 @@ class EmbedStage:
         import ray
 
         node = ray.get_runtime_context().get_node_id()
-        pairs: list[tuple[Featurized, PointLabel]] = [pickle.loads(b) for b in batch["featurized"]]
+        prepared: list[Prepared] = [pickle.loads(b) for b in batch["featurized"]]
         ordinals = [int(o) for o in batch["ordinal"]]
         points: dict[int, bytes] = {}
         errors: dict[int, bytes] = {}
         good = []
-        for o, (r, label) in zip(ordinals, pairs, strict=True):
+        for o, r in zip(ordinals, prepared, strict=True):
             if r.error is not None or r.graph is None:
                 errors[o] = pickle.dumps(r.error)
             else:
-                good.append((o, r, label))
+                good.append((o, r))
         try:
-            made = points_from_featurized([g[1] for g in good], [g[2] for g in good], self.embedder)
-            points.update({g[0]: pickle.dumps(p) for g, p in zip(good, made, strict=True)})
+            made = points_from_prepared([r for _, r in good], self.embedder)
+            points.update({o: pickle.dumps(p) for (o, _), p in zip(good, made, strict=True)})
         except Exception:
             logger.exception("embedding a batch of %d failed; retrying one by one", len(good))
-            for o, r, label in good:
+            for o, r in good:
                 try:
-                    points[o] = pickle.dumps(points_from_featurized([r], [label], self.embedder)[0])
+                    points[o] = pickle.dumps(points_from_prepared([r], self.embedder)[0])
                 except Exception as exc:
                     reason = InputErrorReason.FEATURIZE_FAILED
                     errors[o] = pickle.dumps(StructureInputError(reason, r.entry_name, f"embedding failed: {exc}"))
@@ -280,7 +287,7 @@ def ingest_items_ray(
     *,
     store_settings: Any | None = None,
     workers: int | None = None,
-    embed_actors: int = 1,
+    embed_actors: int | None = None,
     writers: int = 2,
     batch: int = DEFAULT_BATCH,
     force: bool = False,
@@ -297,7 +304,8 @@ def ingest_items_ray(
         store_settings: Where a Qdrant server store is (``StoreSettings``): writer actors open their
             own clients; None writes everything from the driver.
         workers: CPUs of the private local Ray (ignored with ``RAY_ADDRESS``).
-        embed_actors: Embedding actors (each takes a GPU where the cluster has GPUs, else one CPU).
+        embed_actors: Embedding actors, each on a GPU where the cluster has GPUs, else on one CPU;
+            default one per GPU, or one per ``CPUS_PER_EMBED_ACTOR`` CPUs of the cluster.
         writers: Writer actors for a Qdrant server.
         stats: Filled with the stage times and the Ray nodes that featurized and embedded.
     """
@@ -335,7 +343,9 @@ def ingest_items_ray(
             ray.data.DataContext.get_current().enable_progress_bars = progress
             counts = Counter(t.material_id for t in work.todo)
             deferred = frozenset(o for o, t in enumerate(work.todo) if counts[t.material_id] > 1)
-            gpus = int(ray.cluster_resources().get("GPU", 0))
+            resources = ray.cluster_resources()
+            gpus = int(resources.get("GPU", 0))
+            actors = embed_actors or gpus or max(1, int(resources.get("CPU", 1)) // CPUS_PER_EMBED_ACTOR)
             ds = ray.data.from_arrow_refs(refs).map_batches(
                 featurize_rows,
                 batch_size=FEATURIZE_BATCH,
@@ -350,7 +360,7 @@ def ingest_items_ray(
                     "batch": batch,
                 },
                 batch_size=batch,
-                compute=ray.data.ActorPoolStrategy(size=embed_actors),
+                compute=ray.data.ActorPoolStrategy(size=actors),
                 num_gpus=1 if gpus else 0,
                 num_cpus=0 if gpus else 1,
                 # The model's memory, reserved; it also keeps Ray Data from fusing the CPU tasks into
