@@ -138,11 +138,13 @@ def run_ingest(args: argparse.Namespace) -> int:
     report = args.report or settings.home / "reports" / f"ingest-{datetime.now(UTC):%Y%m%dT%H%M%S}.jsonl"
     optimize = {"auto": None, "yes": True, "no": False}[args.optimize]
     options = {"workers": args.workers, "batch": args.batch, "force": args.force, "optimize": optimize}
-    if args.ray:  # the same ingest on Ray Data (writer actors for a Qdrant server)
-        from matconcept.service.ingest.ray_data import ingest_builtin_ray as ingest_builtin
-        from matconcept.service.ingest.ray_data import ingest_ray as ingest
+    if args.ray:  # the same ingest on Ray Data (writer actors for a Qdrant server); --dataset stays local
+        from functools import partial
 
-        options["store_settings"] = settings
+        from matconcept.service.ingest import ray_data
+
+        ingest = partial(ray_data.ingest_ray, store_settings=settings)
+        ingest_builtin = partial(ray_data.ingest_builtin_ray, store_settings=settings)
     try:
         with open_store(settings, embedder.model_id, embedder.dim) as store:
             summary = None
