@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from safetensors.torch import load_file, save_file
 
 from matconcept.encoders.dual_encoder import DualEncoder, ModelConfig
+from matconcept.encoders.structure_type import StructureTypeEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -52,13 +53,19 @@ class LoadedModel(BaseModel):
     path: Path | None = None
 
 
+def _config_json(config: ModelConfig) -> str:
+    return config.model_dump_json(exclude={"structure_type"} if config.structure_type is None else None)
+
+
 def _content_hash(config: ModelConfig, weights: bytes) -> str:
     """Hash of what determines the vectors: architecture + featurizer settings and the weights.
 
-    Provenance in ``training`` (metrics, notes) is left out, so editing a model card keeps the id.
+    Provenance in ``training`` (metrics, notes) is left out, so editing a model card keeps the id. A
+    model without a structure-type encoder hashes its config without that field, so checkpoints made
+    before the field existed keep their ids.
     """
     digest = hashlib.sha256()
-    digest.update(config.model_dump_json().encode())
+    digest.update(_config_json(config).encode())
     digest.update(weights)
     return "mc-" + digest.hexdigest()[:16]
 
@@ -111,7 +118,7 @@ def random_model(config: ModelConfig | None = None) -> LoadedModel:
         torch.manual_seed(RANDOM_INIT_SEED)
         model = DualEncoder(config).eval()
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
-    digest = hashlib.sha256(model.config.model_dump_json().encode())
+    digest = hashlib.sha256(_config_json(model.config).encode())
     for k in sorted(state):
         digest.update(k.encode())
         digest.update(state[k].numpy().tobytes())
@@ -132,3 +139,18 @@ def load_default_model(device: str | torch.device = "cpu") -> LoadedModel:
 def resolve_model(path: str | Path | None = None, device: str | torch.device = "cpu") -> LoadedModel:
     """Load ``path`` if given, else the default: the one way every entry point picks its model."""
     return load_checkpoint(path, device) if path else load_default_model(device)
+
+
+def with_structure_type(model: DualEncoder, encoder: StructureTypeEncoder) -> DualEncoder:
+    """A copy of ``model`` that also carries ``encoder`` (how a trained structure-type encoder ships).
+
+    The concept and XRD weights are copied unchanged, so their vectors stay the same; the model id
+    changes, because it covers every encoder a checkpoint holds.
+    """
+    config = model.config.model_copy(update={"structure_type": encoder.config})
+    combined = DualEncoder(config)
+    combined.crystal.load_state_dict(model.crystal.state_dict())
+    combined.xrd.load_state_dict(model.xrd.state_dict())
+    assert combined.structure_type is not None
+    combined.structure_type.load_state_dict(encoder.state_dict())
+    return combined.eval()

@@ -12,6 +12,7 @@ from torch_geometric.data import Batch
 
 from matconcept.encoders.cgcnn import CrystalEncoder
 from matconcept.encoders.graph import GraphSettings
+from matconcept.encoders.structure_type import StructureTypeConfig, StructureTypeEncoder, StructureTypeSettings
 from matconcept.encoders.xrd import XRDSettings
 from matconcept.encoders.xrd_cnn import XRDEncoder
 
@@ -34,6 +35,9 @@ class ModelConfig(BaseModel):
     atom_dropout: float = 0.0
     graph: GraphSettings = Field(default_factory=GraphSettings)
     xrd: XRDSettings = Field(default_factory=XRDSettings)
+    structure_type: StructureTypeConfig | None = Field(
+        default=None, description="the chemistry-blind structure-type encoder; None in checkpoints made before it"
+    )
 
 
 class DualEncoder(nn.Module):
@@ -53,6 +57,12 @@ class DualEncoder(nn.Module):
             atom_dropout=c.atom_dropout,
         )
         self.xrd = XRDEncoder(points=c.xrd.n_bins, channels=c.xrd_channels, head=(*c.xrd_head, c.embedding_dim))
+        self.structure_type: StructureTypeEncoder | None = None
+        if c.structure_type is not None:
+            if c.structure_type.graph != StructureTypeSettings():
+                # The featurizer builds role graphs with the default settings only (one graph per material).
+                raise ValueError(f"structure-type graph settings {c.structure_type.graph} are not the featurizer's")
+            self.structure_type = StructureTypeEncoder(c.structure_type)
 
     def forward(self, batch: Batch) -> tuple[Tensor, Tensor]:
         """(crystal embeddings, XRD embeddings) of a batch whose graphs carry ``xrd`` patterns."""

@@ -75,6 +75,32 @@ class Embedder:
             return empty, empty.copy()
         return np.concatenate(crystal), np.concatenate(xrd)
 
+    @property
+    def has_structure_type(self) -> bool:
+        """Whether the model has a structure-type encoder (checkpoints made before it have none)."""
+        return self.model.structure_type is not None
+
+    @property
+    def structure_dim(self) -> int | None:
+        c = self.loaded.info.model.structure_type
+        return c.dim if c is not None else None
+
+    @torch.inference_mode()
+    def embed_structure_types(self, graphs: Sequence[Data]) -> np.ndarray:
+        """Structure-type vectors (len(graphs), structure_dim) of featurized materials.
+
+        Raises:
+            ValueError: The model has no structure-type encoder.
+        """
+        encoder = self.model.structure_type
+        if encoder is None:
+            raise ValueError(f"model {self.model_id} has no structure-type encoder; use a checkpoint that has one")
+        out = []
+        for start in range(0, len(graphs), self.batch_size):
+            batch = Batch.from_data_list(list(graphs[start : start + self.batch_size])).to(self.device)
+            out.append(encoder(batch).float().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, encoder.config.dim), dtype=np.float32)
+
     @torch.inference_mode()
     def embed_patterns(self, patterns: np.ndarray) -> np.ndarray:
         """XRD-encoder vectors (n, dim) of patterns on the model's 2θ grid (n, n_bins)."""

@@ -1,8 +1,10 @@
-"""One material → one PyG ``Data`` carrying both modalities: its crystal graph and its XRD pattern.
+"""One material → one PyG ``Data`` carrying every input of the model: crystal graph, XRD pattern, role graph.
 
 Keeping the simulated pattern on the graph (as ``xrd``, shape (1, n_bins)) lets PyG batch both
 inputs of the dual encoder in one collate, and lets the training cache store one object per
-material.
+material. The structure-type encoder's role graph rides along as ``type_*`` attributes over the
+same nodes (see :mod:`matconcept.encoders.structure_type`); PyG offsets ``type_edge_index`` like
+``edge_index`` when batching, because its name ends in ``index``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from torch_geometric.data import Data
 
 from matconcept.encoders.dual_encoder import ModelConfig
 from matconcept.encoders.graph import GraphFeaturizer, GraphSettings
+from matconcept.encoders.structure_type import add_structure_type_graph
 from matconcept.encoders.xrd import XRDSettings, XRDSimulator
 
 
@@ -33,7 +36,7 @@ class Featurizer:
         return self.xrd.pattern(structure)
 
     def featurize(self, structure: Structure) -> Data:
-        """The crystal graph of ``structure`` with its simulated pattern attached as ``xrd``."""
+        """The crystal graph of ``structure`` with its simulated pattern (``xrd``) and role graph (``type_*``)."""
         data = self.graph.featurize(structure)
         data.xrd = torch.from_numpy(self.pattern(structure)).unsqueeze(0)
-        return data
+        return add_structure_type_graph(data, structure)

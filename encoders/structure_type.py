@@ -1,0 +1,154 @@
+"""The structure-type encoder: a crystal → a vector that is blind to chemistry and to scale.
+
+The concept encoder (:mod:`matconcept.encoders.cgcnn`) sees elements, so it groups materials by
+chemistry: rock salts of different elements land far apart. This encoder sees only the arrangement:
+
+* every site is alike except for its *role*: the share of the cell its species occupies and where the
+  species ranks by electronegativity among the material's species (so NaCl and MgO, both "cation 1/2,
+  anion 1/2", look the same, while an anti-structure, where the roles swap sublattices, does not);
+* each edge carries its length divided by the cell's (V/N)^(1/3), so a strained or substituted copy of
+  a structure (same arrangement, other lattice constants) gives the same graph, and whether its two
+  ends hold the same species (which tells CsCl from bcc, and NiAs from its inverse).
+
+Neighbours are every periodic image within ``cutoff`` normalised units (no fixed neighbour count, so
+the graph does not depend on the supercell or on ties at a count boundary). The network is the CGCNN
+convolution on that graph, mean- and max-pooled (both are the same for any supercell), and an MLP
+to ``dim``; vectors are L2-normalised, so Euclidean distance ranks like cosine.
+
+Shapes:
+    ``type_x`` (|V|, ROLE_FEATURES), ``type_edge_index`` (2, |E|) as (neighbour j, centre i),
+    ``type_edge_dist`` (|E|,) in units of (V/N)^(1/3), ``type_edge_same`` (|E|,) 0/1.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from pymatgen.core import Element, Structure
+from torch import Tensor, nn
+from torch_geometric.data import Batch, Data
+from torch_geometric.utils import scatter
+
+from matconcept.encoders.cgcnn import CGCNNConv, GaussianDistance, mlp_head
+
+ROLE_FEATURES = 4
+"""Per-site role: species share of the sites, electronegativity rank in [0, 1], 1/(species count), 1."""
+
+
+class StructureTypeSettings(BaseModel):
+    """Graph settings of the structure-type encoder (in units of (V/N)^(1/3), the mean site spacing)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cutoff: float = Field(default=1.8, gt=0, description="neighbour cutoff, in units of (V/N)^(1/3)")
+    max_neighbors: int = Field(default=64, gt=0, description="safety cap on neighbours per site")
+
+
+class StructureTypeConfig(BaseModel):
+    """Everything needed to rebuild the structure-type encoder."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    dim: int = Field(default=128, gt=0)
+    hidden: int = 32
+    n_conv: int = 3
+    head: tuple[int, ...] = (256,)
+    gaussian_step: float = 0.2
+    graph: StructureTypeSettings = Field(default_factory=StructureTypeSettings)
+
+
+def _majority_symbol(site) -> str:
+    """The species a (possibly disordered) site mostly holds."""
+    items = site.species.items()
+    return max(items, key=lambda kv: (kv[1], str(kv[0])))[0].symbol if len(items) > 1 else site.specie.symbol
+
+
+def _electronegativity(symbol: str) -> float:
+    x = Element(symbol).X
+    return float(x) if x is not None and math.isfinite(x) else 0.0
+
+
+def site_roles(structure: Structure) -> tuple[np.ndarray, np.ndarray]:
+    """(role features (n, ROLE_FEATURES) float32, species index per site (n,) int64).
+
+    The role says what part a site's species plays, not which element it is: its share of the sites,
+    and its rank by electronegativity (ties by atomic number) among the material's species.
+    """
+    symbols = [_majority_symbol(site) for site in structure]
+    species = sorted(set(symbols), key=lambda s: (_electronegativity(s), Element(s).Z))
+    index = {s: i for i, s in enumerate(species)}
+    codes = np.array([index[s] for s in symbols], dtype=np.int64)
+    n, k = len(symbols), len(species)
+    share = np.bincount(codes, minlength=k)[codes] / n
+    rank = codes / (k - 1) if k > 1 else np.zeros(n)
+    roles = np.stack([share, rank, np.full(n, 1.0 / k), np.ones(n)], axis=1).astype(np.float32)
+    return roles, codes
+
+
+def structure_type_graph(structure: Structure, settings: StructureTypeSettings | None = None) -> dict[str, Tensor]:
+    """The ``type_*`` attributes of one structure (added to its crystal graph by the featurizer)."""
+    settings = settings or StructureTypeSettings()
+    n = len(structure)
+    scale = (structure.volume / n) ** (1.0 / 3.0)
+    roles, codes = site_roles(structure)
+    centre, neighbour, _, dist = structure.get_neighbor_list(settings.cutoff * scale, exclude_self=True)
+    dist = dist / scale
+    order = np.lexsort((np.round(dist, 5), centre))
+    centre, neighbour, dist = centre[order], neighbour[order], dist[order]
+    if len(centre):
+        first = np.searchsorted(centre, centre, side="left")
+        keep = (np.arange(len(centre)) - first) < settings.max_neighbors
+        centre, neighbour, dist = centre[keep], neighbour[keep], dist[keep]
+    return {
+        "type_x": torch.from_numpy(roles),
+        "type_edge_index": torch.from_numpy(np.stack([neighbour, centre]).astype(np.int64)),
+        "type_edge_dist": torch.from_numpy(dist.astype(np.float32)),
+        "type_edge_same": torch.from_numpy((codes[neighbour] == codes[centre]).astype(np.float32)),
+    }
+
+
+def add_structure_type_graph(graph: Data, structure: Structure, settings: StructureTypeSettings | None = None) -> Data:
+    """``graph`` with the structure-type attributes set (same nodes as the crystal graph)."""
+    for key, value in structure_type_graph(structure, settings).items():
+        setattr(graph, key, value)
+    return graph
+
+
+class StructureTypeEncoder(nn.Module):
+    """Role graph → L2-normalised structure-type vector.
+
+    Shapes:
+        batch with type_x (|V|, 4), type_edge_index (2, |E|), type_edge_dist (|E|,), type_edge_same (|E|,),
+        batch (|V|,) → (B, dim).
+    """
+
+    def __init__(self, config: StructureTypeConfig | None = None) -> None:
+        super().__init__()
+        self.config = c = config or StructureTypeConfig()
+        self.distance = GaussianDistance(0.0, c.graph.cutoff, c.gaussian_step)
+        edge_dim = 2 * self.distance.num_centers
+        self.embed = nn.Linear(ROLE_FEATURES, c.hidden)
+        self.convs = nn.ModuleList(CGCNNConv(c.hidden, edge_dim) for _ in range(c.n_conv))
+        self.head = mlp_head([2 * c.hidden, *c.head, c.dim])
+
+    def forward(self, data: Batch | Data) -> Tensor:
+        rbf = self.distance(data.type_edge_dist)
+        same = data.type_edge_same.unsqueeze(-1)
+        # Same-species and other-species neighbours at one distance are different channels.
+        edge_attr = torch.cat([rbf * same, rbf * (1 - same)], dim=-1)
+        x = self.embed(data.type_x)
+        for conv in self.convs:
+            x = conv(x, data.type_edge_index, edge_attr)
+        batch = getattr(data, "batch", None)
+        if batch is None:
+            batch = torch.zeros(x.shape[0], dtype=torch.int64, device=x.device)
+        size = int(batch.max()) + 1 if batch.numel() else 0
+        pooled = torch.cat(
+            [scatter(x, batch, 0, dim_size=size, reduce="mean"), scatter(x, batch, 0, dim_size=size, reduce="max")],
+            dim=-1,
+        )
+        return F.normalize(self.head(pooled), dim=-1)
