@@ -19,12 +19,14 @@ the code when the load is above the core count).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import resource
 import shutil
 import tempfile
+import threading
 import time
 from itertools import cycle, islice
 from pathlib import Path
@@ -41,6 +43,41 @@ def _peak_rss_mb() -> dict[str, float]:
     """Peak resident memory of this process and of the largest reaped pool worker, MB."""
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return {"main": round(own.ru_maxrss / 1024, 1), "largest_worker": round(children.ru_maxrss / 1024, 1)}
+
+
+class _TreeRss:
+    """Peak resident memory of this process and all its descendants together (the forkserver and its
+    pool workers included), sampled every ``interval`` seconds while a run lasts; None without psutil."""
+
+    def __init__(self, interval: float = 0.25) -> None:
+        self.interval, self.peak_mb, self._stop = interval, 0.0, threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for proc in [me, *me.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):
+                    total += proc.memory_info().rss
+            self.peak_mb = max(self.peak_mb, total / 2**20)
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> _TreeRss:
+        try:
+            import psutil  # noqa: F401
+        except ImportError:
+            self.peak_mb = None
+            return self
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
 
 
 def _stage_split(reader: str) -> dict[str, float]:
@@ -74,7 +111,7 @@ def _run(mirror: Path, db: Path, embedder, reader: str, args: argparse.Namespace
     from matconcept.service.store.edge import EdgeStore
 
     cpu_before = _cpu_seconds()
-    with EdgeStore(db, embedder.model_id, embedder.dim) as store:
+    with _TreeRss() as rss, EdgeStore(db, embedder.model_id, embedder.dim) as store:
         summary = ingest(
             [mirror],
             store,
@@ -92,6 +129,7 @@ def _run(mirror: Path, db: Path, embedder, reader: str, args: argparse.Namespace
         "summary": summary.model_dump(),
         "stored": stored,
         "cifs_per_s": round(summary.read / summary.seconds, 1),
+        "peak_rss_mb_all_processes": round(rss.peak_mb, 1) if rss.peak_mb is not None else None,
         "cpu_s": round(cpu_s, 1),
         "cpu_ms_per_cif": round(1000 * cpu_s / max(1, summary.read), 2),
         "cifs_per_s_if_uncontended": round(summary.read / max(cpu_s / args.workers, summary.seconds / 100), 1),
@@ -147,7 +185,9 @@ def main() -> None:
         "cifs_per_s": fast["cifs_per_s"],
         "baseline_cifs_per_s": base["cifs_per_s"] if base else None,
         "speedup": round(fast["cifs_per_s"] / base["cifs_per_s"], 2) if base else None,
-        "cpu_ms_per_cif": {k: v["cpu_ms_per_cif"] for k, v in runs.items()},
+        "cpu_ms_per_cif_main_process": {k: v["cpu_ms_per_cif"] for k, v in runs.items()},
+        "cpu_ms_per_cif_workers": {k: v["worker_cpu_ms_per_cif"] for k, v in runs.items()},
+        "peak_rss_mb_all_processes": {k: v["peak_rss_mb_all_processes"] for k, v in runs.items()},
         "cifs_per_s_if_uncontended": {k: v["cifs_per_s_if_uncontended"] for k, v in runs.items()},
         "per_cif_cpu_ms_one_process": split,
         "runs": runs,

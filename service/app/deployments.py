@@ -137,6 +137,14 @@ class EmbedderDeployment:
         from matconcept.encoders.embedder import Embedder, default_device
 
         device = settings.device or str(default_device())
+        if device == "cpu":
+            import torch
+
+            # One intra-op thread per CPU the replica holds: an OpenMP team larger than its share of
+            # a busy machine spins on descheduled threads (a single-graph forward measured 85 ms with
+            # 2 threads against 4 ms with 1 on the 2-core machine under load). Ray sets
+            # OMP_NUM_THREADS only when the environment does not, so it is set here.
+            torch.set_num_threads(max(1, int(settings.embedder_num_cpus)))
         self.settings = settings
         self.limits = settings.parse_limits()
         self.embedder = Embedder(resolve_model(settings.model_path, device), device=device)
@@ -152,10 +160,16 @@ class EmbedderDeployment:
     def model_id(self) -> str:
         return self.embedder.model_id
 
-    async def _embed_graphs(self, graphs: list) -> list[tuple[list[float], list[float]]]:
-        """One forward pass over a batch of graphs (``_forward_graphs`` batches the callers)."""
-        crystal, xrd = await asyncio.to_thread(self.embedder.embed_graphs, graphs)
-        return [(c.tolist(), x.tolist()) for c, x in zip(crystal, xrd, strict=True)]
+    async def _embed_graphs(self, graphs: list) -> list[tuple[list[float], list[float], list[float] | None]]:
+        """One forward pass over a batch of graphs (``_forward_graphs`` batches the callers): every
+        vector of each (the structure-type one None where the model has no such encoder)."""
+        from matconcept.service.ingest.local import embed_all
+
+        crystal, xrd, types = await asyncio.to_thread(embed_all, self.embedder, graphs)
+        return [
+            (c.tolist(), x.tolist(), None if t is None else t.tolist())
+            for c, x, t in zip(crystal, xrd, types, strict=True)
+        ]
 
     async def _embed_patterns(self, patterns: list) -> list[list[float]]:
         """One forward pass over a batch of patterns (``_forward_patterns`` batches the callers)."""
@@ -175,8 +189,10 @@ class EmbedderDeployment:
         result = await asyncio.to_thread(self._featurize, structure_entry(s, field, field))
         if result.error is not None or result.graph is None:
             return EmbeddedStructure(error=_error(result))
-        crystal, xrd = await self._forward_graphs(result.graph)
-        return EmbeddedStructure(summary=_summary(result.parsed), crystal=crystal, xrd=xrd)
+        crystal, xrd, structure_type = await self._forward_graphs(result.graph)
+        return EmbeddedStructure(
+            summary=_summary(result.parsed), crystal=crystal, xrd=xrd, structure_type=structure_type
+        )
 
     async def embed_pattern(self, p: PatternIn, field: str = "pattern") -> EmbeddedStructure:
         """The XRD-encoder vector of a measured pattern, resampled onto the model's 2θ grid."""
@@ -300,12 +316,12 @@ class StoreDeployment:
     serialised by a lock because Serve runs these synchronous methods in a thread pool.
     """
 
-    def __init__(self, settings: ServiceSettings, model_id: str, dim: int) -> None:
+    def __init__(self, settings: ServiceSettings, model_id: str, dim: int, structure_dim: int | None = None) -> None:
         from matconcept.service.map.keeper import MapKeeper
         from matconcept.service.map.storage import LayoutStore
         from matconcept.service.store import open_store
 
-        self.store = open_store(settings.store, model_id, dim)
+        self.store = open_store(settings.store, model_id, dim, structure_dim)
         self.lock = threading.Lock()
         self.map = MapKeeper(self.store, LayoutStore(settings.store.maps_dir(model_id)), store_lock=self.lock)
         self.snapshot_dir = settings.store.db_dir / "snapshots"
@@ -426,8 +442,10 @@ class StoreDeployment:
 class Gateway:
     """The ingress: the proto's RPCs by name (gRPC) and the FastAPI routes (HTTP), over one ServiceAPI."""
 
-    def __init__(self, embedder, store, settings: ServiceSettings, model_id: str, dim: int) -> None:
-        self.api = ServiceAPI(embedder, store, settings, AccessSettings(), model_id, dim)
+    def __init__(
+        self, embedder, store, settings: ServiceSettings, model_id: str, dim: int, structure_dim: int | None = None
+    ) -> None:
+        self.api = ServiceAPI(embedder, store, settings, AccessSettings(), model_id, dim, structure_dim)
 
     def __serve_build_asgi_app__(self):
         """Serve's hook (called after ``__init__``) for the HTTP app: the FastAPI routes over this API."""
@@ -501,6 +519,14 @@ def model_identity(settings: ServiceSettings) -> tuple[str, int]:
     return loaded.model_id, loaded.info.model.embedding_dim
 
 
+def model_structure_dim(settings: ServiceSettings) -> int | None:
+    """The configured model's structure-type vector size (None: it has no structure-type encoder)."""
+    from matconcept.encoders.checkpoint import resolve_model
+
+    config = resolve_model(settings.model_path, "cpu").info.model.structure_type
+    return config.dim if config is not None else None
+
+
 def build(args: ServiceSettings) -> serve.Application:
     """The application of ``matconcept serve`` and of ``serve run``/``serve deploy``.
 
@@ -511,6 +537,7 @@ def build(args: ServiceSettings) -> serve.Application:
     """
     settings = args if isinstance(args, ServiceSettings) else ServiceSettings.model_validate(args)
     model_id, dim = model_identity(settings)
+    structure_dim = model_structure_dim(settings)
     gpus = settings.embedder_num_gpus
     if gpus < 0:
         import torch
@@ -520,7 +547,7 @@ def build(args: ServiceSettings) -> serve.Application:
         num_replicas=settings.embedder_replicas,
         ray_actor_options={"num_cpus": settings.embedder_num_cpus, "num_gpus": gpus},
     ).bind(settings)
-    store = StoreDeployment.options(ray_actor_options={"num_cpus": 0}).bind(settings, model_id, dim)
+    store = StoreDeployment.options(ray_actor_options={"num_cpus": 0}).bind(settings, model_id, dim, structure_dim)
     return Gateway.options(num_replicas=settings.gateway_replicas, ray_actor_options={"num_cpus": 0}).bind(
-        embedder, store, settings, model_id, dim
+        embedder, store, settings, model_id, dim, structure_dim
     )
