@@ -122,7 +122,7 @@ def ensure_builtin(
 
     device = settings.device or str(default_device())
     embedder = Embedder(resolve_model(settings.model_path, device), device=device)
-    with open_store(settings.store, embedder.model_id, embedder.dim) as store:
+    with open_store(settings.store, embedder.model_id, embedder.dim, embedder.structure_dim) as store:
         if store.count() == 0:
             notify("storing the built-in structures (first start)...")
             summary = ingest_builtin(store, embedder, progress=True)

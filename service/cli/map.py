@@ -120,7 +120,12 @@ def run_map(args: argparse.Namespace) -> int:
     loaded = open_model(args.model)
     layouts = LayoutStore(settings.maps_dir(loaded.model_id))
     try:
-        with open_store(settings, loaded.model_id, loaded.info.model.embedding_dim) as store:
+        with open_store(
+            settings,
+            loaded.model_id,
+            loaded.info.model.embedding_dim,
+            getattr(loaded.info.model.structure_type, "dim", None),
+        ) as store:
             keeper = MapKeeper(store, layouts)
             if args.update:
                 if keeper.layout is None:

@@ -85,7 +85,12 @@ def _open(args: argparse.Namespace):
     settings = store_settings(args.db)
     loaded = open_model(args.model)
     try:
-        return settings, open_store(settings, loaded.model_id, loaded.info.model.embedding_dim)
+        return settings, open_store(
+            settings,
+            loaded.model_id,
+            loaded.info.model.embedding_dim,
+            getattr(loaded.info.model.structure_type, "dim", None),
+        )
     except StoreLockedError as exc:
         raise CliError(f"{exc}; snapshot a running service with --service URL, or stop it to restore") from None
     except StoreError as exc:

@@ -146,7 +146,7 @@ def run_ingest(args: argparse.Namespace) -> int:
         ingest = partial(ray_data.ingest_ray, store_settings=settings)
         ingest_builtin = partial(ray_data.ingest_builtin_ray, store_settings=settings)
     try:
-        with open_store(settings, embedder.model_id, embedder.dim) as store:
+        with open_store(settings, embedder.model_id, embedder.dim, embedder.structure_dim) as store:
             summary = None
             if args.builtin:
                 summary = ingest_builtin(store, embedder, report=report, **options)
@@ -203,7 +203,7 @@ def _search_local(args: argparse.Namespace, filters: SearchFilters | None) -> in
         raise CliError(f"nothing stored for model {embedder.model_id} under {settings.db_dir}; run `matconcept ingest`")
     phases = []
     try:
-        with open_store(settings, embedder.model_id, embedder.dim) as store:
+        with open_store(settings, embedder.model_id, embedder.dim, embedder.structure_dim) as store:
             if args.xrd is not None:
                 hits, phases = _search_pattern_local(args, embedder, store, filters)
                 described = f"pattern {args.xrd}"
@@ -323,7 +323,9 @@ def _get_local(args: argparse.Namespace):
     if not settings.qdrant_url and not collection.exists():
         raise CliError(f"nothing stored for model {model_id} under {settings.db_dir}; run `matconcept ingest`")
     try:
-        with open_store(settings, model_id, loaded.info.model.embedding_dim) as store:
+        with open_store(
+            settings, model_id, loaded.info.model.embedding_dim, getattr(loaded.info.model.structure_type, "dim", None)
+        ) as store:
             stored = store.get_structures([args.material_id])
     except StoreError as exc:
         raise CliError(str(exc)) from None

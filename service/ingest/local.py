@@ -33,6 +33,7 @@ from itertools import islice
 from pathlib import Path
 from typing import IO
 
+import numpy as np
 from pydantic import BaseModel, Field
 from torch_geometric.data import Data
 
@@ -117,6 +118,15 @@ def label_entry(entry: RawEntry, source: str, tags: dict[str, str] | None = None
     )
 
 
+def embed_all(embedder: Embedder, graphs: Sequence[Data]) -> tuple[np.ndarray, np.ndarray, list[np.ndarray | None]]:
+    """Every vector a point keeps: (crystal, xrd, structure-type vectors or Nones where the model has no
+    structure-type encoder). The one place ingest, the upsert route and ``--reembed`` run the model."""
+    crystal, xrd = embedder.embed_graphs(graphs)
+    if embedder.has_structure_type:
+        return crystal, xrd, list(embedder.embed_structure_types(graphs))
+    return crystal, xrd, [None] * len(graphs)
+
+
 def points_from_featurized(
     results: Sequence[Featurized], labels: Sequence[PointLabel], embedder: Embedder
 ) -> list[PointIn]:
@@ -126,16 +136,17 @@ def points_from_featurized(
         raise ValueError(f"{len(results)} results but {len(labels)} labels")
     if not results:
         return []
-    crystal, xrd = embedder.embed_graphs([r.graph for r in results])
+    crystal, xrd, types = embed_all(embedder, [r.graph for r in results])
     return [
         PointIn(
             payload=payload_from_parsed(r.parsed, lab.source, lab.source_id, lab.content_hash, lab.tags),
             crystal=c,
             xrd=x,
+            structure_type=t,
             structure=StoredStructure.of(r.parsed.structure, lab.original, lab.original_name),
             phase=PhaseFeatures.of(r.parsed.structure),  # peak list + fingerprint, for pattern search
         )
-        for r, lab, c, x in zip(results, labels, crystal, xrd, strict=True)
+        for r, lab, c, x, t in zip(results, labels, crystal, xrd, types, strict=True)
     ]
 
 
@@ -196,10 +207,10 @@ def points_from_prepared(results: Sequence[Prepared], embedder: Embedder) -> lis
     """Embed prepared entries in one batch and complete their points."""
     if not results:
         return []
-    crystal, xrd = embedder.embed_graphs([r.graph for r in results])
+    crystal, xrd, types = embed_all(embedder, [r.graph for r in results])
     return [
-        PointIn(payload=r.payload, crystal=c, xrd=x, structure=r.structure, phase=r.phase)
-        for r, c, x in zip(results, crystal, xrd, strict=True)
+        PointIn(payload=r.payload, crystal=c, xrd=x, structure_type=t, structure=r.structure, phase=r.phase)
+        for r, c, x, t in zip(results, crystal, xrd, types, strict=True)
     ]
 
 

@@ -177,10 +177,12 @@ class WriteStage:
     written here but passed back to the driver, which writes them in input order.
     """
 
-    def __init__(self, store_settings: Any, model_id: str, dim: int, deferred: frozenset[int]) -> None:
+    def __init__(
+        self, store_settings: Any, model_id: str, dim: int, deferred: frozenset[int], structure_dim: int | None = None
+    ) -> None:
         from matconcept.service.store import open_store
 
-        self.store = open_store(store_settings, model_id, dim)
+        self.store = open_store(store_settings, model_id, dim, structure_dim)
         self.deferred = deferred
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -374,6 +376,7 @@ def ingest_items_ray(
                         "store_settings": store_settings,
                         "model_id": store.model_id,
                         "dim": store.dim,
+                        "structure_dim": store.sizes.get("structure"),
                         "deferred": deferred,
                     },
                     batch_size=batch,

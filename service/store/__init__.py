@@ -36,13 +36,20 @@ __all__ = [
 ]
 
 
-def open_store(settings: StoreSettings, model_id: str, dim: int = 1024) -> VectorStore:
-    """The collection of ``model_id``: on the Qdrant server when ``settings.qdrant_url``, else on disk."""
+def open_store(
+    settings: StoreSettings, model_id: str, dim: int = 1024, structure_dim: int | None = None
+) -> VectorStore:
+    """The collection of ``model_id``: on the Qdrant server when ``settings.qdrant_url``, else on disk.
+
+    ``structure_dim``: the model's structure-type vector size, if it has that encoder (a new collection
+    then keeps the ``structure`` vector too)."""
     name = settings.collection_name(model_id)
     if settings.qdrant_url:
         from matconcept.service.store.remote import RemoteStore
 
-        return RemoteStore(settings.qdrant_url, name, model_id, dim, api_key=settings.qdrant_api_key)
+        return RemoteStore(
+            settings.qdrant_url, name, model_id, dim, api_key=settings.qdrant_api_key, structure_dim=structure_dim
+        )
     from matconcept.service.store.edge import EdgeStore
 
-    return EdgeStore(settings.db_dir / name, model_id, dim)
+    return EdgeStore(settings.db_dir / name, model_id, dim, structure_dim=structure_dim)

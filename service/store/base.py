@@ -17,9 +17,11 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
+from matconcept.service.store.hybrid import HYBRID_NOTIONS, HybridOptions, rrf_fuse, zscore_fuse
 from matconcept.service.store.peaks import FINGERPRINT, FINGERPRINT_DIM, PEAK_FIELDS, peaks_for
 from matconcept.service.store.records import (
     PAYLOAD_VERSION,
+    STRUCTURE_VECTOR,
     VECTOR_NAMES,
     Hit,
     MaterialPayload,
@@ -29,7 +31,7 @@ from matconcept.service.store.records import (
 )
 from matconcept.service.store.structures import STRUCTURE_FIELDS, StoredStructure
 
-VectorName = Literal["crystal", "xrd"]
+VectorName = Literal["crystal", "xrd", "structure"]
 
 KEYWORD_INDEXES: tuple[str, ...] = ("material_id", "source", "formula", "elements")
 """Payload fields matched by value (filters, get by id); indexed as keywords."""
@@ -140,21 +142,27 @@ def check_vector(vector: np.ndarray, dim: int, what: str = "query vector") -> li
 
 
 def check_using(using: str) -> str:
-    if using not in (*VECTOR_NAMES, FINGERPRINT):
-        raise ValueError(f"using must be one of {VECTOR_NAMES}, got {using!r}")
+    if using not in (*VECTOR_NAMES, STRUCTURE_VECTOR, FINGERPRINT):
+        raise ValueError(f"using must be one of {(*VECTOR_NAMES, STRUCTURE_VECTOR)}, got {using!r}")
     return using
 
 
-def vector_sizes(dim: int) -> dict[str, int]:
-    """The named vectors of a new collection and their sizes: the model's two and the fingerprint."""
-    return {**dict.fromkeys(VECTOR_NAMES, dim), FINGERPRINT: FINGERPRINT_DIM}
+def vector_sizes(dim: int, structure_dim: int | None = None) -> dict[str, int]:
+    """The named vectors of a new collection and their sizes: the model's two, the structure-type vector
+    when the model has that encoder (``structure_dim``), and the fingerprint."""
+    structure = {STRUCTURE_VECTOR: int(structure_dim)} if structure_dim else {}
+    return {**dict.fromkeys(VECTOR_NAMES, dim), **structure, FINGERPRINT: FINGERPRINT_DIM}
 
 
 def point_vectors(point: PointIn, sizes: dict[str, int]) -> dict[str, list[float]]:
-    """A point's vectors for the engine: both model vectors, and the fingerprint where the collection
-    has one (collections made before it existed do not) and the point carries it."""
+    """A point's vectors for the engine: both model vectors, the structure-type vector and the fingerprint
+    where the collection has them (collections made before them do not) and the point carries them."""
     mid = point.payload.material_id
     vectors = {name: check_vector(getattr(point, name), sizes[name], f"{mid} {name} vector") for name in VECTOR_NAMES}
+    if STRUCTURE_VECTOR in sizes and point.structure_type is not None:
+        vectors[STRUCTURE_VECTOR] = check_vector(
+            point.structure_type, sizes[STRUCTURE_VECTOR], f"{mid} structure vector"
+        )
     if FINGERPRINT in sizes and point.phase is not None:
         vectors[FINGERPRINT] = check_vector(point.phase.fingerprint, sizes[FINGERPRINT], f"{mid} fingerprint")
     return vectors
@@ -178,6 +186,85 @@ class VectorStore(ABC):
 
     def has_vector(self, name: str) -> bool:
         return name in self.sizes
+
+    def hybrid_search(
+        self,
+        vectors: dict[str, np.ndarray],
+        *,
+        k: int = 10,
+        filters: SearchFilters | None = None,
+        exact: bool | None = None,
+        options: HybridOptions | None = None,
+    ) -> list[Hit]:
+        """Top-``k`` of the concept and structure neighbours fused (:mod:`~matconcept.service.store.hybrid`).
+
+        ``vectors`` holds the query's ``crystal`` and ``structure`` vectors. Rank fusion is the engine's
+        (prefetch + RRF, :meth:`_rrf_query`); both fusions also read each notion's candidate list, to
+        name the notion of every hit (and, for ``zscore``, to score candidates of one list in the other).
+        """
+        options = options or HybridOptions()
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        for name in HYBRID_NOTIONS:
+            if not self.has_vector(name):
+                raise StoreError(f"this store keeps no {name} vectors; hybrid search needs both {HYBRID_NOTIONS}")
+            if name not in vectors:
+                raise ValueError(f"a hybrid search needs the query's {name} vector")
+        depth = max(options.depth, k)
+        lists = {
+            name: [
+                (h.material_id, h.distance)
+                for h in self.search(vectors[name], using=name, k=depth, filters=filters, exact=exact)
+            ]  # type: ignore[arg-type]
+            for name in HYBRID_NOTIONS
+        }
+        if options.fusion == "rrf":
+            fused = rrf_fuse(lists, options)
+            engine = self._rrf_query(vectors, k, depth, filters, options)
+            if engine is not None:  # the engine's order and scores; our labels (same rule, same lists)
+                by_key = {f.key: f for f in fused}
+                fused = [by_key[m].model_copy(update={"score": s}) for m, s in engine if m in by_key]
+        else:
+            union = list(dict.fromkeys(m for items in lists.values() for m, _ in items))
+            distances = self._distances(union, vectors)
+            fused = zscore_fuse(lists, distances, options)
+        fused = fused[:k]
+        payloads = {r.material_id: r.payload for r in self.get([f.key for f in fused])}
+        return [
+            Hit(
+                material_id=f.key,
+                distance=f.distance,
+                payload=payloads[f.key],
+                notion=f.notion,
+                fusion=options.fusion,
+                score=f.score,
+            )
+            for f in fused
+            if f.key in payloads
+        ]
+
+    def _distances(self, material_ids: list[str], vectors: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+        """notion → material id → Euclidean distance of the stored vector to the query's."""
+        out: dict[str, dict[str, float]] = {name: {} for name in HYBRID_NOTIONS}
+        for record in self._retrieve(material_ids, ["material_id"], True):
+            for name in HYBRID_NOTIONS:
+                stored = (record.vector or {}).get(name)
+                if stored is not None:
+                    diff = np.asarray(stored, dtype=np.float64) - np.asarray(vectors[name], dtype=np.float64)
+                    out[name][record.payload["material_id"]] = float(np.linalg.norm(diff))
+        return out
+
+    def _rrf_query(
+        self,
+        vectors: dict[str, np.ndarray],
+        k: int,
+        depth: int,
+        filters: SearchFilters | None,
+        options: HybridOptions,
+    ) -> list[tuple[str, float]] | None:
+        """(material id, RRF score) of the engine's own fusion (one prefetch per notion), best first;
+        None where the engine has no query API for it (then our :func:`rrf_fuse` orders the hits)."""
+        return None
 
     @abstractmethod
     def upsert(self, points: list[PointIn]) -> None:

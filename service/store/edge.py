@@ -46,6 +46,7 @@ from matconcept.service.store.base import (
     point_vectors,
     vector_sizes,
 )
+from matconcept.service.store.hybrid import HYBRID_NOTIONS
 from matconcept.service.store.payload import point_id_for
 from matconcept.service.store.peaks import PEAK_FIELDS
 from matconcept.service.store.records import VECTOR_NAMES, Hit, MaterialPayload, PointIn, SearchFilters
@@ -87,6 +88,8 @@ class EdgeStore(VectorStore):
         directory: The collection directory (created if missing).
         model_id: The model whose vectors it holds (checked against an existing collection).
         dim: Vector dimension.
+        structure_dim: The structure-type vector's dimension when the model has that encoder (a new
+            collection then keeps a third named vector, ``structure``); ignored for an existing one.
         scalar_quantization: Keep an int8 copy of every vector in RAM for the graph walk (a quarter of
             the float32 size) and rescore the candidates on the originals, which then stay on disk;
             chosen when the collection is created, ignored for an existing one.
@@ -99,7 +102,13 @@ class EdgeStore(VectorStore):
     engine = "qdrant-edge"
 
     def __init__(
-        self, directory: str | Path, model_id: str, dim: int = 1024, *, scalar_quantization: bool = False
+        self,
+        directory: str | Path,
+        model_id: str,
+        dim: int = 1024,
+        *,
+        structure_dim: int | None = None,
+        scalar_quantization: bool = False,
     ) -> None:
         import qdrant_edge as q
 
@@ -107,6 +116,7 @@ class EdgeStore(VectorStore):
         self.directory = Path(directory)
         self.model_id = model_id
         self.dim = int(dim)
+        self.structure_dim = structure_dim
         self.scalar_quantization = scalar_quantization
         self.directory.mkdir(parents=True, exist_ok=True)
         self._lock: IO[str] | None = self._acquire_lock()
@@ -189,7 +199,7 @@ class EdgeStore(VectorStore):
             self.sizes = {name: v["size"] for name, v in saved["vectors"].items()}
             self.scalar_quantization = bool(saved.get("quantization_config"))
         else:
-            self.sizes = vector_sizes(self.dim)
+            self.sizes = vector_sizes(self.dim, self.structure_dim)
             shard = q.EdgeShard.create(str(path), self._config())
         existing = set(shard.info().payload_schema)
         for name in KEYWORD_INDEXES:
@@ -256,6 +266,18 @@ class EdgeStore(VectorStore):
             Hit(material_id=p.payload["material_id"], distance=float(p.score), payload=MaterialPayload(**p.payload))
             for p in self.shard.query(request)
         ]
+
+    def _rrf_query(self, vectors, k, depth, filters, options):
+        q = self._q
+        flt = build_filter(filters, self._models)
+        weights = options.weights()
+        prefetches = [
+            q.Prefetch(limit=depth, query=q.Query.Nearest(check_vector(vectors[n], self.sizes[n]), using=n), filter=flt)
+            for n in HYBRID_NOTIONS
+        ]
+        fusion = q.Fusion.Rrf(k=options.rrf_k, weights=[weights[n] for n in HYBRID_NOTIONS])
+        request = q.QueryRequest(limit=k, query=fusion, prefetches=prefetches, filter=flt, with_payload=["material_id"])
+        return [(p.payload["material_id"], float(p.score)) for p in self.shard.query(request)]
 
     def _metadata_only(self):
         return self._q.PayloadSelector.Exclude([*STRUCTURE_FIELDS, *PEAK_FIELDS])

@@ -22,6 +22,9 @@ from matconcept.service.store.structures import StoredStructure, StructureFile
 
 VECTOR_NAMES: tuple[str, ...] = ("crystal", "xrd")
 """Named vectors per point: the structure encoder's and the XRD encoder's (on the simulated pattern)."""
+STRUCTURE_VECTOR = "structure"
+"""The third named vector: the chemistry-blind structure-type encoder's, in collections of a model that
+has one (a model without it, and collections made before it, keep the two of :data:`VECTOR_NAMES`)."""
 
 
 def _default_home() -> Path:
@@ -245,6 +248,13 @@ class Hit(BaseModel):
     distance: float
     payload: MaterialPayload
     match: PatternMatch | None = None
+    notion: str | None = Field(
+        default=None,
+        description="which vectors found it: crystal (concept), structure, xrd; for a hybrid search the notion "
+        "that ranked it higher (distance is in that notion)",
+    )
+    fusion: str | None = Field(default=None, description="a hybrid search: how the notions were fused (rrf, zscore)")
+    score: float | None = Field(default=None, description="a hybrid search: the fused score, higher is better")
 
 
 class MaterialRecord(BaseModel):
@@ -264,6 +274,9 @@ class PointIn(BaseModel):
     payload: MaterialPayload
     crystal: np.ndarray
     xrd: np.ndarray
+    structure_type: np.ndarray | None = Field(
+        default=None, description="the structure-type vector (the named vector ``structure``), if the model has one"
+    )
     structure: StoredStructure | None = Field(default=None, description="kept in the payload, never searched")
     phase: PhaseFeatures | None = Field(
         default=None, description="peak list (payload, never searched) and fingerprint (a named vector)"
@@ -278,9 +291,11 @@ class PointIn(BaseModel):
             payload |= self.phase.to_payload()
         return payload
 
-    @field_validator("crystal", "xrd", mode="before")
+    @field_validator("crystal", "xrd", "structure_type", mode="before")
     @classmethod
-    def _vector(cls, value: Any, info) -> np.ndarray:
+    def _vector(cls, value: Any, info) -> np.ndarray | None:
+        if value is None and info.field_name == "structure_type":
+            return None
         array = np.asarray(value, dtype=np.float32)
         if array.ndim != 1 or array.size == 0:
             raise ValueError(f"{info.field_name} must be a 1-D vector, got shape {array.shape}")

@@ -30,6 +30,7 @@ from matconcept.service.store.base import (
     point_vectors,
     vector_sizes,
 )
+from matconcept.service.store.hybrid import HYBRID_NOTIONS
 from matconcept.service.store.payload import point_id_for
 from matconcept.service.store.peaks import PEAK_FIELDS
 from matconcept.service.store.records import VECTOR_NAMES, Hit, MaterialPayload, PointIn, SearchFilters
@@ -51,6 +52,7 @@ class RemoteStore(VectorStore):
         model_id: The model whose vectors it holds.
         dim: Vector dimension.
         api_key: Server API key, if any.
+        structure_dim: The structure-type vector's dimension (a third named vector in a new collection).
         scalar_quantization: int8 copies in RAM for the graph walk, originals on disk for rescoring
             (as :class:`~matconcept.service.store.edge.EdgeStore`); set when the collection is created.
     """
@@ -65,12 +67,14 @@ class RemoteStore(VectorStore):
         dim: int = 1024,
         api_key: str | None = None,
         *,
+        structure_dim: int | None = None,
         scalar_quantization: bool = False,
     ) -> None:
         from qdrant_client import QdrantClient, models
 
         self.url, self.collection, self.model_id, self.dim = url, collection, model_id, int(dim)
         self.scalar_quantization = scalar_quantization
+        self.structure_dim = structure_dim
         self._api_key = api_key
         self._m = models
         self._models = SimpleNamespace(
@@ -95,7 +99,7 @@ class RemoteStore(VectorStore):
             self.sizes = sizes
             self.scalar_quantization = info.config.quantization_config is not None
         else:
-            self.sizes = vector_sizes(self.dim)
+            self.sizes = vector_sizes(self.dim, self.structure_dim)
             self.client.create_collection(
                 self.collection,
                 vectors_config={
@@ -173,6 +177,23 @@ class RemoteStore(VectorStore):
             Hit(material_id=p.payload["material_id"], distance=float(p.score), payload=MaterialPayload(**p.payload))
             for p in result.points
         ]
+
+    def _rrf_query(self, vectors, k, depth, filters, options):
+        m = self._m
+        flt = build_filter(filters, self._models)
+        weights = options.weights()
+        prefetch = [
+            m.Prefetch(query=check_vector(vectors[n], self.sizes[n]), using=n, limit=depth, filter=flt)
+            for n in HYBRID_NOTIONS
+        ]
+        if hasattr(m, "RrfQuery"):  # k and weights (qdrant-client >= 1.16); else the server's default RRF
+            fusion = m.RrfQuery(rrf=m.Rrf(k=options.rrf_k, weights=[weights[n] for n in HYBRID_NOTIONS]))
+        else:
+            fusion = m.FusionQuery(fusion=m.Fusion.RRF)
+        result = self.client.query_points(
+            self.collection, prefetch=prefetch, query=fusion, query_filter=flt, limit=k, with_payload=["material_id"]
+        )
+        return [(p.payload["material_id"], float(p.score)) for p in result.points]
 
     def _metadata_only(self):
         return self._m.PayloadSelectorExclude(exclude=[*STRUCTURE_FIELDS, *PEAK_FIELDS])

@@ -1,0 +1,108 @@
+"""Hybrid search: the concept (``crystal``) and structure-type (``structure``) neighbours fused into one list.
+
+Two fusions, selectable so they can be measured against each other on labelled families:
+
+- ``rrf``: reciprocal rank fusion, ``Σ w / (k + rank)`` over the two candidate lists. The engines do
+  it themselves (Qdrant's query API: one prefetch per notion, then ``Fusion.Rrf``);
+  :func:`rrf_fuse` is the same rule in our code, for labelling hits and for engines without it.
+- ``zscore``: a weighted sum of per-query z-scored distances. Each notion's distances are
+  standardised over that notion's own candidate list (so a 1024-d concept distance and a 128-d
+  structure distance become comparable), every candidate of either list gets both distances, and
+  the fused score is ``-(w_c z_c + w_s z_s)`` (higher is better).
+
+Each fused hit names the notion that ranked it higher (its ``distance`` is in that notion) and the
+fusion that produced it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+Fusion = Literal["rrf", "zscore"]
+HYBRID_NOTIONS: tuple[str, str] = ("crystal", "structure")
+"""What a hybrid search fuses: the concept vectors and the structure-type vectors."""
+
+
+class HybridOptions(BaseModel):
+    """How a hybrid search fuses its two notions."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fusion: Fusion = Field(default="rrf", description="rrf (rank fusion) or zscore (weighted z-scored distances)")
+    structure_weight: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="weight of the structure notion; the concept notion gets 1 - it"
+    )
+    depth: int = Field(default=100, ge=1, le=10_000, description="candidates taken from each notion before fusing")
+    rrf_k: int = Field(default=60, ge=1, description="the k of reciprocal rank fusion (1 / (k + rank))")
+
+    def weights(self) -> dict[str, float]:
+        """Per-notion weights summing to 2, so the default (equal) weights are 1 each: plain RRF."""
+        return {"crystal": 2.0 * (1.0 - self.structure_weight), "structure": 2.0 * self.structure_weight}
+
+
+class Fused(BaseModel):
+    """One fused candidate: its id, fused score (higher is better), the notion that ranked it higher and
+    its distance in that notion."""
+
+    key: str
+    score: float
+    notion: str
+    distance: float
+
+
+def rrf_fuse(lists: Mapping[str, Sequence[tuple[str, float]]], options: HybridOptions) -> list[Fused]:
+    """Reciprocal rank fusion of (key, distance) lists per notion, nearest first in each; best first.
+
+    A candidate's notion is the list whose term ``w / (k + rank)`` is larger (ranks from 0, as in Qdrant's fusion).
+    """
+    weights = options.weights()
+    score: dict[str, float] = {}
+    best: dict[str, tuple[float, str, float]] = {}
+    for notion, items in lists.items():
+        for rank, (key, distance) in enumerate(items):
+            term = weights.get(notion, 1.0) / (options.rrf_k + rank)
+            score[key] = score.get(key, 0.0) + term
+            if key not in best or term > best[key][0]:
+                best[key] = (term, notion, distance)
+    out = [Fused(key=k, score=s, notion=best[k][1], distance=best[k][2]) for k, s in score.items()]
+    return sorted(out, key=lambda f: -f.score)
+
+
+def zscore_fuse(
+    lists: Mapping[str, Sequence[tuple[str, float]]],
+    distances: Mapping[str, Mapping[str, float]],
+    options: HybridOptions,
+) -> list[Fused]:
+    """Weighted sum of per-query z-scored distances; best first.
+
+    Args:
+        lists: (key, distance) candidates per notion; their distances set each notion's mean and spread.
+        distances: notion → key → distance for every candidate of either list (the union), so a
+            candidate found by one notion is still scored by the other.
+    """
+    weights = options.weights()
+    stats = {}
+    for notion, items in lists.items():
+        d = np.asarray([dist for _, dist in items], dtype=np.float64)
+        mean = float(d.mean()) if d.size else 0.0
+        std = float(d.std()) if d.size > 1 else 0.0
+        stats[notion] = (mean, std if std > 1e-12 else 1.0)
+    keys = dict.fromkeys(k for items in lists.values() for k, _ in items)
+    out = []
+    for key in keys:
+        total, best = 0.0, None
+        for notion, (mean, std) in stats.items():
+            dist = distances[notion].get(key)
+            if dist is None:
+                continue
+            term = weights.get(notion, 1.0) * (dist - mean) / std
+            total += term
+            if best is None or term < best[0]:
+                best = (term, notion, dist)
+        assert best is not None
+        out.append(Fused(key=key, score=-total, notion=best[1], distance=best[2]))
+    return sorted(out, key=lambda f: -f.score)
