@@ -42,6 +42,7 @@ from matconcept.service.app.schemas import (
     UpsertResult,
 )
 from matconcept.service.app.settings import APP_NAME
+from matconcept.service.store.hybrid import HybridOptions
 from matconcept.service.store.records import MaterialRecord
 from matconcept.service.store.structures import StructureFile, StructureFormatOut
 
@@ -142,6 +143,7 @@ class MatconceptClient:
         exact: bool = False,
         wavelength: str | float | None = None,
         pattern_options: PatternSearchOptions | dict | None = None,
+        hybrid: HybridOptions | dict | None = None,
     ) -> SearchResult:
         """Nearest stored materials to exactly one of a structure, a pattern, a stored id or a vector.
 
@@ -150,6 +152,11 @@ class MatconceptClient:
         anode: "Mo", "Co Ka1"…; Cu Kα by default, or the one an .xrdml file states) and
         ``pattern_options`` (:class:`~matconcept.service.app.phase_search.PatternSearchOptions`, e.g.
         ``{"rerank": False}`` for the embedding alone) apply to a pattern only.
+
+        ``using``: ``crystal`` (the concept), ``structure`` (the structure type, any chemistry), ``xrd``,
+        or ``hybrid`` (concept and structure neighbours fused; ``hybrid``:
+        :class:`~matconcept.service.store.hybrid.HybridOptions`, e.g. ``{"fusion": "zscore"}``). Each hit
+        says which notion (``notion``) and which fusion (``fusion``, ``score``) produced it.
         """
         options = None
         if pattern is not None:
@@ -167,6 +174,7 @@ class MatconceptClient:
             using=using,
             exact=exact,
             pattern_options=options,
+            hybrid=HybridOptions.model_validate(hybrid) if hybrid is not None else None,
         )
         return convert.search_result_from_pb(self._call("Search", convert.search_query_to_pb(query)))
 

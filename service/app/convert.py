@@ -27,13 +27,23 @@ from matconcept.service.app.schemas import (
     UpsertQuery,
     UpsertResult,
 )
+from matconcept.service.store.hybrid import HybridOptions
 from matconcept.service.store.peaks import PatternMatch
 from matconcept.service.store.records import Hit, MaterialPayload, MaterialRecord, SearchFilters
 from matconcept.service.store.structures import StructureFile
 
 DEFAULT_TOP_K = 10
-_SPACES = {"crystal": pb.VECTOR_SPACE_CRYSTAL, "xrd": pb.VECTOR_SPACE_XRD}
-_SPACE_NAMES = {pb.VECTOR_SPACE_UNSPECIFIED: "crystal", pb.VECTOR_SPACE_CRYSTAL: "crystal", pb.VECTOR_SPACE_XRD: "xrd"}
+_SPACES = {
+    "crystal": pb.VECTOR_SPACE_CRYSTAL,
+    "xrd": pb.VECTOR_SPACE_XRD,
+    "structure": pb.VECTOR_SPACE_STRUCTURE,
+    "hybrid": pb.VECTOR_SPACE_HYBRID,
+}
+_SPACE_NAMES = {pb.VECTOR_SPACE_UNSPECIFIED: "crystal", **{v: k for k, v in _SPACES.items()}}
+_FUSIONS = {"rrf": pb.FUSION_RRF, "zscore": pb.FUSION_ZSCORE}
+_FUSION_NAMES = {v: k for k, v in _FUSIONS.items()}
+_HYBRID_OPTIONAL = ("structure_weight", "depth", "rrf_k")
+"""HybridOptions fields that are ``optional`` in the proto: unset means the default."""
 _UPSERT_STATUS = {
     "added": pb.UPSERT_STATUS_ADDED,
     "updated": pb.UPSERT_STATUS_UPDATED,
@@ -175,6 +185,12 @@ def hit_to_pb(h: Hit) -> pb.Hit:
     )
     if h.match is not None:
         m.match.CopyFrom(pb.PatternMatch(**h.match.model_dump()))
+    if h.notion is not None:
+        m.notion = _SPACES[h.notion]
+    if h.fusion is not None:
+        m.fusion = _FUSIONS[h.fusion]
+    if h.score is not None:
+        m.score = h.score
     return m
 
 
@@ -182,7 +198,28 @@ def hit_from_pb(m: pb.Hit) -> Hit:
     match = None
     if m.HasField("match"):
         match = PatternMatch(score=m.match.score, strain=m.match.strain, shift=m.match.shift)
-    return Hit(material_id=m.material_id, distance=m.distance, payload=payload_from_pb(m.payload), match=match)
+    return Hit(
+        material_id=m.material_id,
+        distance=m.distance,
+        payload=payload_from_pb(m.payload),
+        match=match,
+        notion=_SPACE_NAMES[m.notion] if m.notion != pb.VECTOR_SPACE_UNSPECIFIED else None,
+        fusion=_FUSION_NAMES.get(m.fusion),
+        score=m.score if m.HasField("score") else None,
+    )
+
+
+def hybrid_options_from_pb(m: pb.HybridOptions) -> HybridOptions:
+    values: dict = {name: getattr(m, name) for name in _HYBRID_OPTIONAL if m.HasField(name)}
+    return HybridOptions(fusion=_FUSION_NAMES.get(m.fusion, "rrf"), **values)
+
+
+def hybrid_options_to_pb(o: HybridOptions) -> pb.HybridOptions:
+    m = pb.HybridOptions(fusion=_FUSIONS[o.fusion])
+    for name in _HYBRID_OPTIONAL:
+        if name in o.model_fields_set:
+            setattr(m, name, getattr(o, name))
+    return m
 
 
 _PATTERN_OPTIONAL = ("rerank", "depth", "max_strain", "max_shift", "fwhm", "max_phases")
@@ -213,7 +250,10 @@ def structure_file_from_pb(m: pb.StructureFile) -> StructureFile:
 def record_to_pb(r: MaterialRecord) -> pb.MaterialRecord:
     vectors = r.vectors or {}
     m = pb.MaterialRecord(
-        material=payload_to_pb(r.payload), crystal=vectors.get("crystal", []), xrd=vectors.get("xrd", [])
+        material=payload_to_pb(r.payload),
+        crystal=vectors.get("crystal", []),
+        xrd=vectors.get("xrd", []),
+        structure_vector=vectors.get("structure", []),
     )
     if r.structure is not None:
         m.structure.CopyFrom(structure_file_to_pb(r.structure))
@@ -222,6 +262,8 @@ def record_to_pb(r: MaterialRecord) -> pb.MaterialRecord:
 
 def record_from_pb(m: pb.MaterialRecord) -> MaterialRecord:
     vectors = {"crystal": list(m.crystal), "xrd": list(m.xrd)} if len(m.crystal) or len(m.xrd) else None
+    if vectors is not None and len(m.structure_vector):
+        vectors["structure"] = list(m.structure_vector)
     structure = structure_file_from_pb(m.structure) if m.HasField("structure") else None
     return MaterialRecord(
         material_id=m.material.material_id, payload=payload_from_pb(m.material), vectors=vectors, structure=structure
@@ -255,6 +297,7 @@ def search_query_from_pb(m: pb.SearchRequest) -> SearchQuery:
         using=_SPACE_NAMES.get(m.using, "crystal"),
         exact=m.exact,
         pattern_options=pattern_options_from_pb(m.pattern_options) if m.HasField("pattern_options") else None,
+        hybrid=hybrid_options_from_pb(m.hybrid) if m.HasField("hybrid") else None,
     )
 
 
@@ -272,6 +315,8 @@ def search_query_to_pb(q: SearchQuery) -> pb.SearchRequest:
         m.filters.CopyFrom(filters_to_pb(q.filters))
     if q.pattern_options is not None:
         m.pattern_options.CopyFrom(pattern_options_to_pb(q.pattern_options))
+    if q.hybrid is not None:
+        m.hybrid.CopyFrom(hybrid_options_to_pb(q.hybrid))
     return m
 
 
@@ -322,7 +367,9 @@ def delete_query_to_pb(q: DeleteQuery) -> pb.DeleteRequest:
 
 # -- results --------------------------------------------------------------------------------------
 def embed_result_to_pb(r: EmbedResult) -> pb.EmbedResponse:
-    m = pb.EmbedResponse(model_id=r.model_id, crystal=r.crystal or [], xrd=r.xrd)
+    m = pb.EmbedResponse(
+        model_id=r.model_id, crystal=r.crystal or [], xrd=r.xrd, structure_vector=r.structure_vector or []
+    )
     if r.structure is not None:
         m.structure.CopyFrom(summary_to_pb(r.structure))
     return m
@@ -334,6 +381,7 @@ def embed_result_from_pb(m: pb.EmbedResponse) -> EmbedResult:
         crystal=list(m.crystal) if len(m.crystal) else None,
         xrd=list(m.xrd),
         structure=summary_from_pb(m.structure) if m.HasField("structure") else None,
+        structure_vector=list(m.structure_vector) if len(m.structure_vector) else None,
     )
 
 

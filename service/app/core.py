@@ -120,14 +120,24 @@ class ServiceAPI:
         settings: Caps and options.
         access: The API key (read from the gateway replica's environment).
         model_id: Model whose vectors the store holds; ``dim`` their dimension.
+        structure_dim: The size of its structure-type vectors; None when the model has no such encoder
+            (then ``using: structure`` and ``hybrid`` are refused, naming the model).
     """
 
     def __init__(
-        self, embedder: Any, store: Any, settings: ServiceSettings, access: AccessSettings, model_id: str, dim: int
+        self,
+        embedder: Any,
+        store: Any,
+        settings: ServiceSettings,
+        access: AccessSettings,
+        model_id: str,
+        dim: int,
+        structure_dim: int | None = None,
     ) -> None:
         self.embedder, self.store = embedder, store
         self.settings, self.access = settings, access
         self.model_id, self.dim = model_id, dim
+        self.structure_dim = structure_dim
 
     # -- checks -------------------------------------------------------------------------------
     def authorize(self, header: str | None, *, write: bool) -> None:
@@ -198,7 +208,13 @@ class ServiceAPI:
     async def embed(self, q: EmbedQuery) -> EmbedResult:
         if q.structure is not None:
             out = await self._embed_structure(q.structure, "structure")
-            return EmbedResult(model_id=self.model_id, crystal=out.crystal, xrd=out.xrd or [], structure=out.summary)
+            return EmbedResult(
+                model_id=self.model_id,
+                crystal=out.crystal,
+                xrd=out.xrd or [],
+                structure=out.summary,
+                structure_vector=out.structure_type,
+            )
         xrd = await self._embed_pattern(q.pattern, "pattern")
         return EmbedResult(model_id=self.model_id, xrd=xrd)
 
@@ -209,36 +225,90 @@ class ServiceAPI:
                 ErrorCode.INVALID_ARGUMENT, f"top_k: {top_k} is above the limit {self.settings.max_top_k}", "top_k"
             )
 
-    async def _query_vector(self, q: SearchQuery | MapQuery, using: str) -> tuple[list[float], Any]:
-        """The vector a query is compared with (``using``'s encoder for a structure) and its summary."""
+    def _check_notion(self, using: str) -> None:
+        """``structure`` and ``hybrid`` need a model with a structure-type encoder: a clear 400 otherwise."""
+        if using in ("structure", "hybrid") and self.structure_dim is None:
+            raise ServiceError(
+                ErrorCode.INVALID_ARGUMENT,
+                f"using: {using}: model {self.model_id} has no structure-type encoder, so the store keeps no "
+                "structure vectors; use crystal or xrd, or serve a checkpoint that has one",
+                "no_structure_vectors",
+            )
+
+    async def _query_vectors(
+        self, q: SearchQuery | MapQuery, names: tuple[str, ...]
+    ) -> tuple[dict[str, list[float]], Any]:
+        """The query's vectors of the stored notions ``names`` (each encoder's for a structure) and its summary."""
         if q.structure is not None:
             out = await self._embed_structure(q.structure, "query.structure")
-            return (out.crystal if using == "crystal" else out.xrd), out.summary
+            vectors = {"crystal": out.crystal, "xrd": out.xrd, "structure": out.structure_type}
+            return {n: vectors[n] or [] for n in names}, out.summary
         if q.pattern is not None:
-            return await self._embed_pattern(q.pattern, "query.pattern"), None
+            if set(names) - {"crystal", "xrd"}:
+                raise ServiceError(
+                    ErrorCode.INVALID_ARGUMENT,
+                    f"using: a pattern query searches crystal or xrd vectors, not {', '.join(names)}",
+                    "bad_using",
+                )
+            vector = await self._embed_pattern(q.pattern, "query.pattern")
+            return dict.fromkeys(names, vector), None
         if q.material_id is not None:
             self._check_ids([q.material_id], "query.material_id")
             records = await self.store.get.remote([q.material_id], True)
             if not records:
                 raise ServiceError(ErrorCode.NOT_FOUND, f"query.material_id: no stored material {q.material_id!r}")
-            return records[0].vectors[using], None
-        vector = q.vector or []
-        if len(vector) != self.dim:
+            stored = records[0].vectors or {}
+            missing = [n for n in names if n not in stored]
+            if missing:
+                raise ServiceError(
+                    ErrorCode.INVALID_ARGUMENT,
+                    f"query.material_id: {q.material_id} has no stored {', '.join(missing)} vector "
+                    "(stored before it existed: run `matconcept ingest --reembed`)",
+                    "no_structure_vectors",
+                )
+            return {n: stored[n] for n in names}, None
+        if len(names) > 1:
             raise ServiceError(
                 ErrorCode.INVALID_ARGUMENT,
-                f"query.vector: {len(vector)} values, the model's vectors have {self.dim}",
+                "query.vector: a hybrid search needs a structure or a stored id",
                 "bad_vector",
             )
-        return vector, None
+        vector = q.vector or []
+        dim = self.structure_dim if names[0] == "structure" else self.dim
+        if len(vector) != dim:
+            raise ServiceError(
+                ErrorCode.INVALID_ARGUMENT,
+                f"query.vector: {len(vector)} values, the model's {names[0]} vectors have {dim}",
+                "bad_vector",
+            )
+        return {names[0]: vector}, None
+
+    async def _query_vector(self, q: SearchQuery | MapQuery, using: str) -> tuple[list[float], Any]:
+        """The vector a query is compared with (``using``'s encoder for a structure) and its summary."""
+        vectors, summary = await self._query_vectors(q, (using,))
+        return vectors[using], summary
 
     async def search(self, q: SearchQuery) -> SearchResult:
         self._check_top_k(q.top_k)
+        self._check_notion(q.using)
+        if q.pattern is not None and q.using in ("structure", "hybrid"):
+            raise ServiceError(
+                ErrorCode.INVALID_ARGUMENT,
+                f"using: a pattern query searches crystal or xrd, not {q.using}",
+                "bad_using",
+            )
         if q.pattern is not None:
             return await self._search_pattern(q, q.pattern_options or PatternSearchOptions())
-        vector, summary = await self._query_vector(q, q.using)
-        hits = await self.store.search.remote(
-            vector, using=q.using, k=q.top_k, filters=q.filters, exact=True if q.exact else None
-        )
+        exact = True if q.exact else None
+        if q.using == "hybrid":
+            vectors, summary = await self._query_vectors(q, ("crystal", "structure"))
+            hits = await self.store.hybrid_search.remote(
+                vectors, k=q.top_k, filters=q.filters, exact=exact, options=q.hybrid
+            )
+        else:
+            vector, summary = await self._query_vector(q, q.using)
+            hits = await self.store.search.remote(vector, using=q.using, k=q.top_k, filters=q.filters, exact=exact)
+            hits = [h.model_copy(update={"notion": q.using}) for h in hits]
         return SearchResult(model_id=self.model_id, using=q.using, hits=hits, query_structure=summary)
 
     async def _pattern_vectors(

@@ -345,6 +345,14 @@ class StoreDeployment:
                 np.asarray(vector, dtype=np.float32), using=using, k=k, filters=filters, exact=exact
             )
 
+    def hybrid_search(self, vectors: dict[str, list[float]], *, k: int, filters, exact: bool | None, options=None):
+        """Concept and structure neighbours fused (:meth:`matconcept.service.store.base.VectorStore.hybrid_search`)."""
+        import numpy as np
+
+        query = {n: np.asarray(v, dtype=np.float32) for n, v in vectors.items()}
+        with self.lock:
+            return self.store.hybrid_search(query, k=k, filters=filters, exact=exact, options=options)
+
     def pattern_search(
         self,
         xrd: list[float],

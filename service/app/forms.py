@@ -33,6 +33,7 @@ from matconcept.service.app.schemas import (
     UpsertQuery,
     VectorName,
 )
+from matconcept.service.store.hybrid import HybridOptions
 from matconcept.service.store.records import SearchFilters
 
 PATTERN_SUFFIXES = (".xy", ".xye", ".csv", ".txt", ".dat", ".xrdml")
@@ -43,6 +44,7 @@ _TAGS = TypeAdapter(dict[str, str])
 FiltersText = Annotated[str | None, WithJsonSchema(SearchFilters.model_json_schema())]
 """``filters``: JSON text, declared as the object it holds (OpenAPI sends an object part of a form as JSON)."""
 OptionsText = Annotated[str | None, WithJsonSchema(PatternSearchOptions.model_json_schema())]
+HybridText = Annotated[str | None, WithJsonSchema(HybridOptions.model_json_schema())]
 TagsText = Annotated[str | None, WithJsonSchema({"type": "object", "additionalProperties": {"type": "string"}})]
 
 
@@ -114,7 +116,12 @@ class SearchForm(_QueryForm):
     """``POST /v1/search`` as a form: the file is the query."""
 
     top_k: int = Field(default=10, ge=1, description="hits returned; at most the service's max_top_k (1000)")
-    using: VectorName = Field(default="crystal", description="stored vectors compared with the query")
+    using: VectorName = Field(
+        default="crystal", description="stored vectors compared with the query: crystal, structure, xrd or hybrid"
+    )
+    hybrid: HybridText = Field(
+        default=None, description='using hybrid: HybridOptions as JSON, e.g. {"fusion": "zscore"}'
+    )
     exact: bool = Field(default=False, description="exact (brute-force) search instead of the HNSW index")
     filters: FiltersText = Field(default=None, description='SearchFilters as JSON, e.g. {"elements_all": ["Li"]}')
     wavelength: str | None = Field(
@@ -144,6 +151,8 @@ class SearchForm(_QueryForm):
             fields = self._query_fields(upload)
         if self.filters is not None:
             fields["filters"] = _json_field("filters", SearchFilters, self.filters)
+        if self.hybrid is not None:
+            fields["hybrid"] = _json_field("hybrid", HybridOptions, self.hybrid)
         return SearchQuery(top_k=self.top_k, using=self.using, exact=self.exact, **fields)
 
 

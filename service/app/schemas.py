@@ -17,11 +17,14 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 from matconcept.service.app.phase_search import PatternSearchOptions, PatternSummary, Phase
+from matconcept.service.store.hybrid import HybridOptions
 from matconcept.service.store.peaks import PatternMatch
 from matconcept.service.store.records import Hit, MaterialRecord, SearchFilters
 from matconcept.service.store.structures import StructureFormatOut
 
-VectorName = Literal["crystal", "xrd"]
+VectorName = Literal["crystal", "xrd", "structure", "hybrid"]
+"""What a search compares: the concept vectors (``crystal``), the XRD vectors, the structure-type vectors,
+or the concept and structure neighbours fused (``hybrid``, :mod:`matconcept.service.store.hybrid`)."""
 SOURCE_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
 """A source label: lower-case, short, no ':' (it prefixes the material id)."""
 SOURCE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.+=-]{0,127}$"
@@ -159,6 +162,9 @@ class EmbedResult(BaseModel):
     crystal: list[float] | None = Field(default=None, description="structure-encoder vector (structures only)")
     xrd: list[float] = Field(description="XRD-encoder vector (of the simulated or the given pattern)")
     structure: StructureSummary | None = None
+    structure_vector: list[float] | None = Field(
+        default=None, description="structure-type vector (structures only, a model with that encoder)"
+    )
 
 
 class SearchQuery(_Request):
@@ -172,7 +178,12 @@ class SearchQuery(_Request):
     vector: list[VectorValue] | None = Field(default=None, description="a vector of the model's dimension")
     top_k: int = Field(default=10, ge=1, description="hits returned; at most the service's max_top_k (1000)")
     filters: SearchFilters | None = None
-    using: VectorName = Field(default="crystal", description="stored vectors compared with the query")
+    using: VectorName = Field(
+        default="crystal",
+        description="stored vectors compared with the query: crystal (concept), structure (structure type), xrd, "
+        "or hybrid (concept and structure fused)",
+    )
+    hybrid: HybridOptions | None = Field(default=None, description="using hybrid: the fusion (rrf or zscore)")
     exact: bool = False
     pattern_options: PatternSearchOptions | None = Field(
         default=None,
@@ -184,6 +195,8 @@ class SearchQuery(_Request):
         _one_of(self, ("structure", "pattern", "material_id", "vector"), "search query")
         if self.pattern_options is not None and self.pattern is None:
             raise ValueError("pattern_options: only for a pattern query")
+        if self.hybrid is not None and self.using != "hybrid":
+            raise ValueError("hybrid: only with using hybrid")
         return self
 
 
@@ -272,6 +285,7 @@ class EmbeddedStructure(BaseModel):
     summary: StructureSummary | None = None
     crystal: list[float] | None = None
     xrd: list[float] | None = None
+    structure_type: list[float] | None = None
     point: object | None = Field(default=None, description="matconcept.service.store.PointIn when a label was given")
     error: dict[str, str] | None = Field(default=None, description="StructureInputError.to_dict() on failure")
 

@@ -1,5 +1,9 @@
 """``matconcept embed``: files → one JSON line of embedding (or error) per input.
 
+A structure's line carries every vector of the model under ``vectors`` (``crystal``: the concept,
+``structure``: the structure type, where the model has that encoder, ``xrd``: of its simulated
+pattern); ``vector`` stays the crystal vector, as before.
+
 A file that cannot be read or parsed is a line with ``error`` (the run goes on); only a bad
 ``--model`` stops it. The featurizer and the XRD reader are imported when used (start-up speed).
 """
@@ -51,15 +55,23 @@ def _structure_lines(args: argparse.Namespace, embedder: Embedder) -> Iterator[d
     pending = []
 
     def flush() -> Iterator[dict]:
-        crystal, _ = embedder.embed_graphs([r.graph for r in pending])
-        for r, vec in zip(pending, crystal, strict=True):
+        from matconcept.service.ingest.local import embed_all
+
+        crystal, xrd, types = embed_all(embedder, [r.graph for r in pending])
+        for r, vec, x, t in zip(pending, crystal, xrd, types, strict=True):
             meta = r.parsed.metadata
+            vectors = {
+                "crystal": vec.tolist(),
+                **({"structure": t.tolist()} if t is not None else {}),
+                "xrd": x.tolist(),
+            }
             yield {
                 "source": r.entry_name,
                 "id": meta.cod_id or r.entry_stem,
                 "formula": r.parsed.formula,
                 "model": embedder.model_id,
                 "vector": vec.tolist(),
+                "vectors": vectors,
             }
         pending.clear()
 
@@ -97,6 +109,7 @@ def _xrd_lines(args: argparse.Namespace, embedder: Embedder) -> Iterator[dict]:
             "formula": None,
             "model": embedder.model_id,
             "vector": vec.tolist(),
+            "vectors": {"xrd": vec.tolist()},
         }
 
 

@@ -89,9 +89,22 @@ def add_parsers(subparsers: SubParsers) -> None:
     add_filter_option(s)
     s.add_argument(
         "--using",
-        choices=["crystal", "xrd"],
+        choices=["crystal", "structure", "xrd", "hybrid"],
         default="crystal",
-        help="stored vectors to search: crystal (default; cross-modal for --xrd) or xrd",
+        help="stored vectors to search: crystal (the concept; default; cross-modal for --xrd), structure (the "
+        "structure type, any chemistry), xrd, or hybrid (concept and structure neighbours fused)",
+    )
+    s.add_argument(
+        "--fusion",
+        choices=["rrf", "zscore"],
+        default="rrf",
+        help="with --using hybrid: rank fusion or z-scored distances",
+    )
+    s.add_argument(
+        "--structure-weight",
+        type=float,
+        default=0.5,
+        help="with --using hybrid: weight of the structure notion, 0..1 (the concept gets 1 - it)",
     )
     s.add_argument("--exact", action="store_true", help="exact search even where HNSW is built")
     add_output_format_option(s)
@@ -184,6 +197,8 @@ def run_search(args: argparse.Namespace) -> int:
         raise CliError("search needs exactly one of QUERY or --xrd FILE")
     if args.top_k < 1:
         raise CliError(f"--top-k must be at least 1, got {args.top_k}")
+    if args.xrd is not None and args.using in ("structure", "hybrid"):
+        raise CliError(f"--xrd searches crystal or xrd vectors, not {args.using}")
     filters = parse_filters(args.filter)
     args.output = output_format(args)
     if args.remote:
@@ -207,9 +222,15 @@ def _search_local(args: argparse.Namespace, filters: SearchFilters | None) -> in
             if args.xrd is not None:
                 hits, phases = _search_pattern_local(args, embedder, store, filters)
                 described = f"pattern {args.xrd}"
+            elif args.using == "hybrid":
+                vectors, described = _query_vectors(args, embedder, store, ("crystal", "structure"))
+                hits = store.hybrid_search(
+                    vectors, k=args.top_k, filters=filters, exact=args.exact or None, options=_hybrid_options(args)
+                )
             else:
                 vector, described = _query_vector(args, embedder, store)
                 hits = store.search(vector, using=args.using, k=args.top_k, filters=filters, exact=args.exact or None)
+                hits = [h.model_copy(update={"notion": args.using}) for h in hits]
     except StructureInputError as exc:
         raise CliError(exc.message) from None
     except StoreError as exc:
@@ -244,27 +265,63 @@ def _search_pattern_local(
     return hits, ranking.phases
 
 
+def _hybrid_options(args: argparse.Namespace):
+    from matconcept.service.store.hybrid import HybridOptions
+
+    try:
+        return HybridOptions(fusion=args.fusion, structure_weight=args.structure_weight)
+    except ValueError as exc:
+        raise CliError(f"--structure-weight: {args.structure_weight} is not between 0 and 1") from exc
+
+
+def _check_notions(embedder: Embedder, names: tuple[str, ...]) -> None:
+    if "structure" in names and not embedder.has_structure_type:
+        raise CliError(
+            f"--using {'hybrid' if len(names) > 1 else 'structure'}: model {embedder.model_id} has no structure-type "
+            "encoder; use crystal or xrd, or --model a checkpoint that has one"
+        )
+
+
 def _query_vector(args: argparse.Namespace, embedder: Embedder, store: VectorStore) -> tuple[np.ndarray, str]:
     """(vector, description) of the query: a pattern (--xrd), a structure file or a stored id."""
+    vectors, described = _query_vectors(args, embedder, store, (args.using,))
+    return vectors[args.using], described
+
+
+def _query_vectors(
+    args: argparse.Namespace, embedder: Embedder, store: VectorStore, names: tuple[str, ...]
+) -> tuple[dict[str, np.ndarray], str]:
+    """(notion → vector, description) of the query: a pattern (--xrd), a structure file or a stored id."""
     import numpy as np
 
     from matconcept.encoders.errors import StructureInputError
     from matconcept.encoders.structure_io import read_structure
     from matconcept.encoders.xrd import read_xy, resample_pattern
 
+    _check_notions(embedder, names)
     if args.xrd is not None:
         two_theta, intensity = read_xy(args.xrd)
         pattern = resample_pattern(two_theta, intensity, embedder.loaded.info.model.xrd)
-        return embedder.embed_patterns(np.asarray(pattern)[None, :])[0], f"pattern {args.xrd}"
+        return dict.fromkeys(names, embedder.embed_patterns(np.asarray(pattern)[None, :])[0]), f"pattern {args.xrd}"
     path = Path(args.query)
     if path.is_file():
         parsed = read_structure(path)
-        crystal, xrd = embedder.embed_structures([parsed.structure])
-        return (crystal if args.using == "crystal" else xrd)[0], f"{path} ({parsed.formula})"
+        graphs = [embedder.featurizer.featurize(parsed.structure)]
+        crystal, xrd = embedder.embed_graphs(graphs)
+        vectors = {"crystal": crystal[0], "xrd": xrd[0]}
+        if "structure" in names:
+            vectors["structure"] = embedder.embed_structure_types(graphs)[0]
+        return {n: vectors[n] for n in names}, f"{path} ({parsed.formula})"
     if ":" in args.query:
         records = store.get([args.query], with_vectors=True)
         if records:
-            return np.asarray(records[0].vectors[args.using], dtype=np.float32), args.query
+            stored = records[0].vectors or {}
+            missing = [n for n in names if n not in stored]
+            if missing:
+                raise CliError(
+                    f"{args.query} has no stored {', '.join(missing)} vector; run `matconcept ingest --reembed`"
+                )
+            return {n: np.asarray(stored[n], dtype=np.float32) for n in names}, args.query
         raise StructureInputError("unreadable", args.query, "no such file, and no stored material with this id")
     raise StructureInputError("unreadable", args.query, "no such file (a material id looks like cod:1000000)")
 
@@ -274,6 +331,8 @@ def _search_remote(args: argparse.Namespace, filters: SearchFilters | None) -> i
     from matconcept.service.client import MatconceptClient, MatconceptError
 
     query: dict = {"top_k": args.top_k, "filters": filters, "using": args.using, "exact": args.exact}
+    if args.using == "hybrid":
+        query["hybrid"] = _hybrid_options(args)
     with MatconceptClient(args.remote, api_key=os.environ.get(API_KEY_ENV)) as client:
         try:
             if args.xrd is not None:

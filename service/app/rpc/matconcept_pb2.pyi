@@ -12,6 +12,14 @@ class VectorSpace(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     VECTOR_SPACE_UNSPECIFIED: _ClassVar[VectorSpace]
     VECTOR_SPACE_CRYSTAL: _ClassVar[VectorSpace]
     VECTOR_SPACE_XRD: _ClassVar[VectorSpace]
+    VECTOR_SPACE_STRUCTURE: _ClassVar[VectorSpace]
+    VECTOR_SPACE_HYBRID: _ClassVar[VectorSpace]
+
+class Fusion(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FUSION_UNSPECIFIED: _ClassVar[Fusion]
+    FUSION_RRF: _ClassVar[Fusion]
+    FUSION_ZSCORE: _ClassVar[Fusion]
 
 class UpsertStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -23,6 +31,11 @@ class UpsertStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
 VECTOR_SPACE_UNSPECIFIED: VectorSpace
 VECTOR_SPACE_CRYSTAL: VectorSpace
 VECTOR_SPACE_XRD: VectorSpace
+VECTOR_SPACE_STRUCTURE: VectorSpace
+VECTOR_SPACE_HYBRID: VectorSpace
+FUSION_UNSPECIFIED: Fusion
+FUSION_RRF: Fusion
+FUSION_ZSCORE: Fusion
 UPSERT_STATUS_UNSPECIFIED: UpsertStatus
 UPSERT_STATUS_ADDED: UpsertStatus
 UPSERT_STATUS_UPDATED: UpsertStatus
@@ -49,6 +62,18 @@ class XrdPattern(_message.Message):
     intensity: _containers.RepeatedScalarFieldContainer[float]
     def __init__(self, two_theta: _Optional[_Iterable[float]] = ..., intensity: _Optional[_Iterable[float]] = ...) -> None: ...
 
+class HybridOptions(_message.Message):
+    __slots__ = ("fusion", "structure_weight", "depth", "rrf_k")
+    FUSION_FIELD_NUMBER: _ClassVar[int]
+    STRUCTURE_WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    DEPTH_FIELD_NUMBER: _ClassVar[int]
+    RRF_K_FIELD_NUMBER: _ClassVar[int]
+    fusion: Fusion
+    structure_weight: float
+    depth: int
+    rrf_k: int
+    def __init__(self, fusion: _Optional[_Union[Fusion, str]] = ..., structure_weight: _Optional[float] = ..., depth: _Optional[int] = ..., rrf_k: _Optional[int] = ...) -> None: ...
+
 class EmbedRequest(_message.Message):
     __slots__ = ("structure", "pattern")
     STRUCTURE_FIELD_NUMBER: _ClassVar[int]
@@ -72,16 +97,18 @@ class StructureSummary(_message.Message):
     def __init__(self, formula: _Optional[str] = ..., n_sites: _Optional[int] = ..., spacegroup_number: _Optional[int] = ..., spacegroup_symbol: _Optional[str] = ..., disordered: _Optional[bool] = ...) -> None: ...
 
 class EmbedResponse(_message.Message):
-    __slots__ = ("model_id", "crystal", "xrd", "structure")
+    __slots__ = ("model_id", "crystal", "xrd", "structure", "structure_vector")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     CRYSTAL_FIELD_NUMBER: _ClassVar[int]
     XRD_FIELD_NUMBER: _ClassVar[int]
     STRUCTURE_FIELD_NUMBER: _ClassVar[int]
+    STRUCTURE_VECTOR_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     crystal: _containers.RepeatedScalarFieldContainer[float]
     xrd: _containers.RepeatedScalarFieldContainer[float]
     structure: StructureSummary
-    def __init__(self, model_id: _Optional[str] = ..., crystal: _Optional[_Iterable[float]] = ..., xrd: _Optional[_Iterable[float]] = ..., structure: _Optional[_Union[StructureSummary, _Mapping]] = ...) -> None: ...
+    structure_vector: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, model_id: _Optional[str] = ..., crystal: _Optional[_Iterable[float]] = ..., xrd: _Optional[_Iterable[float]] = ..., structure: _Optional[_Union[StructureSummary, _Mapping]] = ..., structure_vector: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class Filters(_message.Message):
     __slots__ = ("elements_all", "elements_none", "chemical_system", "spacegroup_number", "min_sites", "max_sites", "sources", "elements_only")
@@ -110,7 +137,7 @@ class Vector(_message.Message):
     def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("structure", "pattern", "material_id", "vector", "top_k", "filters", "using", "exact", "pattern_options")
+    __slots__ = ("structure", "pattern", "material_id", "vector", "top_k", "filters", "using", "exact", "pattern_options", "hybrid")
     STRUCTURE_FIELD_NUMBER: _ClassVar[int]
     PATTERN_FIELD_NUMBER: _ClassVar[int]
     MATERIAL_ID_FIELD_NUMBER: _ClassVar[int]
@@ -120,6 +147,7 @@ class SearchRequest(_message.Message):
     USING_FIELD_NUMBER: _ClassVar[int]
     EXACT_FIELD_NUMBER: _ClassVar[int]
     PATTERN_OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    HYBRID_FIELD_NUMBER: _ClassVar[int]
     structure: StructureInput
     pattern: XrdPattern
     material_id: str
@@ -129,7 +157,8 @@ class SearchRequest(_message.Message):
     using: VectorSpace
     exact: bool
     pattern_options: PatternOptions
-    def __init__(self, structure: _Optional[_Union[StructureInput, _Mapping]] = ..., pattern: _Optional[_Union[XrdPattern, _Mapping]] = ..., material_id: _Optional[str] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ..., top_k: _Optional[int] = ..., filters: _Optional[_Union[Filters, _Mapping]] = ..., using: _Optional[_Union[VectorSpace, str]] = ..., exact: _Optional[bool] = ..., pattern_options: _Optional[_Union[PatternOptions, _Mapping]] = ...) -> None: ...
+    hybrid: HybridOptions
+    def __init__(self, structure: _Optional[_Union[StructureInput, _Mapping]] = ..., pattern: _Optional[_Union[XrdPattern, _Mapping]] = ..., material_id: _Optional[str] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ..., top_k: _Optional[int] = ..., filters: _Optional[_Union[Filters, _Mapping]] = ..., using: _Optional[_Union[VectorSpace, str]] = ..., exact: _Optional[bool] = ..., pattern_options: _Optional[_Union[PatternOptions, _Mapping]] = ..., hybrid: _Optional[_Union[HybridOptions, _Mapping]] = ...) -> None: ...
 
 class PatternOptions(_message.Message):
     __slots__ = ("rerank", "depth", "wavelength", "max_strain", "max_shift", "fwhm", "max_phases")
@@ -243,7 +272,7 @@ class Material(_message.Message):
     def __init__(self, material_id: _Optional[str] = ..., source: _Optional[str] = ..., source_id: _Optional[str] = ..., formula: _Optional[str] = ..., elements: _Optional[_Iterable[str]] = ..., n_elements: _Optional[int] = ..., n_sites: _Optional[int] = ..., spacegroup_number: _Optional[int] = ..., spacegroup_symbol: _Optional[str] = ..., density: _Optional[float] = ..., volume: _Optional[float] = ..., disordered: _Optional[bool] = ..., cod_id: _Optional[str] = ..., doi: _Optional[str] = ..., journal: _Optional[str] = ..., year: _Optional[int] = ..., title: _Optional[str] = ..., mineral: _Optional[str] = ..., tags: _Optional[_Mapping[str, str]] = ..., content_hash: _Optional[str] = ..., ingested_at: _Optional[str] = ..., crystal_system: _Optional[str] = ..., payload_version: _Optional[int] = ...) -> None: ...
 
 class Hit(_message.Message):
-    __slots__ = ("material_id", "formula", "spacegroup_number", "spacegroup_symbol", "distance", "payload", "match")
+    __slots__ = ("material_id", "formula", "spacegroup_number", "spacegroup_symbol", "distance", "payload", "match", "notion", "fusion", "score")
     MATERIAL_ID_FIELD_NUMBER: _ClassVar[int]
     FORMULA_FIELD_NUMBER: _ClassVar[int]
     SPACEGROUP_NUMBER_FIELD_NUMBER: _ClassVar[int]
@@ -251,6 +280,9 @@ class Hit(_message.Message):
     DISTANCE_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     MATCH_FIELD_NUMBER: _ClassVar[int]
+    NOTION_FIELD_NUMBER: _ClassVar[int]
+    FUSION_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
     material_id: str
     formula: str
     spacegroup_number: int
@@ -258,7 +290,10 @@ class Hit(_message.Message):
     distance: float
     payload: Material
     match: PatternMatch
-    def __init__(self, material_id: _Optional[str] = ..., formula: _Optional[str] = ..., spacegroup_number: _Optional[int] = ..., spacegroup_symbol: _Optional[str] = ..., distance: _Optional[float] = ..., payload: _Optional[_Union[Material, _Mapping]] = ..., match: _Optional[_Union[PatternMatch, _Mapping]] = ...) -> None: ...
+    notion: VectorSpace
+    fusion: Fusion
+    score: float
+    def __init__(self, material_id: _Optional[str] = ..., formula: _Optional[str] = ..., spacegroup_number: _Optional[int] = ..., spacegroup_symbol: _Optional[str] = ..., distance: _Optional[float] = ..., payload: _Optional[_Union[Material, _Mapping]] = ..., match: _Optional[_Union[PatternMatch, _Mapping]] = ..., notion: _Optional[_Union[VectorSpace, str]] = ..., fusion: _Optional[_Union[Fusion, str]] = ..., score: _Optional[float] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
     __slots__ = ("model_id", "using", "hits", "query_structure", "phases", "pattern")
@@ -348,16 +383,18 @@ class StructureFile(_message.Message):
     def __init__(self, content: _Optional[str] = ..., format: _Optional[str] = ..., filename: _Optional[str] = ..., media_type: _Optional[str] = ...) -> None: ...
 
 class MaterialRecord(_message.Message):
-    __slots__ = ("material", "crystal", "xrd", "structure")
+    __slots__ = ("material", "crystal", "xrd", "structure", "structure_vector")
     MATERIAL_FIELD_NUMBER: _ClassVar[int]
     CRYSTAL_FIELD_NUMBER: _ClassVar[int]
     XRD_FIELD_NUMBER: _ClassVar[int]
     STRUCTURE_FIELD_NUMBER: _ClassVar[int]
+    STRUCTURE_VECTOR_FIELD_NUMBER: _ClassVar[int]
     material: Material
     crystal: _containers.RepeatedScalarFieldContainer[float]
     xrd: _containers.RepeatedScalarFieldContainer[float]
     structure: StructureFile
-    def __init__(self, material: _Optional[_Union[Material, _Mapping]] = ..., crystal: _Optional[_Iterable[float]] = ..., xrd: _Optional[_Iterable[float]] = ..., structure: _Optional[_Union[StructureFile, _Mapping]] = ...) -> None: ...
+    structure_vector: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, material: _Optional[_Union[Material, _Mapping]] = ..., crystal: _Optional[_Iterable[float]] = ..., xrd: _Optional[_Iterable[float]] = ..., structure: _Optional[_Union[StructureFile, _Mapping]] = ..., structure_vector: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class GetResponse(_message.Message):
     __slots__ = ("materials", "missing")
