@@ -265,3 +265,44 @@ def test_points_of_an_older_payload_version_are_completed_by_a_plain_rerun(tmp_p
     assert collection.get_structures(["cod:9008845"])["cod:9008845"] is not None
     again = ingest([folder], collection, embedder, source="cod", workers=1, progress=False)
     assert (again.added, again.updated, again.unchanged) == (0, 0, 1)
+
+
+def test_reembed_adds_the_structure_vector_and_touches_nothing_else(tmp_path, collection, embedder):
+    """``ingest --reembed``: points stored by a model without a structure-type encoder, re-embedded from their
+    kept structures into the collection of a checkpoint that has one (and again in place): same payloads,
+    the same concept and XRD vectors, a structure vector each; a point without a kept structure is skipped."""
+    import numpy as np
+    import torch
+
+    from matconcept.encoders.checkpoint import load_checkpoint, save_checkpoint, with_structure_type
+    from matconcept.encoders.structure_type import StructureTypeEncoder
+    from matconcept.service.ingest.reembed import reembed
+
+    ingest(crystals_cifs()[:4], collection, embedder, source="cod", workers=1, progress=False)
+    bare = collection.get([collection.iter_ids()[0]], with_vectors=True)[0]
+    collection.upsert(
+        [
+            PointIn(
+                payload=bare.payload.model_copy(update={"material_id": "old:1", "source": "old", "source_id": "1"}),
+                crystal=bare.vectors["crystal"],
+                xrd=bare.vectors["xrd"],
+            )
+        ]
+    )
+    before = {pl["material_id"]: (pl, v) for page in collection.scroll_raw() for pl, v in page}
+    torch.manual_seed(0)
+    save_checkpoint(with_structure_type(embedder.model, StructureTypeEncoder()), tmp_path / "typed")
+    typed = Embedder(load_checkpoint(tmp_path / "typed"), device="cpu")
+    assert typed.model_id != embedder.model_id
+    with EdgeStore(tmp_path / "db" / "typed", typed.model_id, typed.dim, structure_dim=typed.structure_dim) as target:
+        summary = reembed(collection, target, typed, progress=False)
+        assert (summary.read, summary.reembedded, summary.skipped, summary.failed) == (5, 4, 1, 0)
+        after = {pl["material_id"]: (pl, v) for page in target.scroll_raw() for pl, v in page}
+        assert set(after) == set(before) - {"old:1"}
+        for mid, (payload, vectors) in after.items():
+            assert payload == before[mid][0]
+            assert len(vectors["structure"]) == typed.structure_dim
+            for name in ("crystal", "xrd", "fingerprint"):
+                assert np.allclose(vectors[name], before[mid][1][name], atol=1e-5), (mid, name)
+        again = reembed(target, target, typed, progress=False)
+        assert again.reembedded == 4 and target.count() == 4

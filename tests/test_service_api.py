@@ -82,15 +82,40 @@ def _payload() -> MaterialPayload:
             filters=SearchFilters(elements_all=["Li"], chemical_system="O-Li", spacegroup_number=12, min_sites=1),
         ),
         SearchQuery(vector=[0.5, -1.0], filters=SearchFilters(max_sites=20, sources=["cod"], elements_none=["Pb"])),
+        SearchQuery(material_id="cod:1", using="structure"),
+        SearchQuery(material_id="cod:1", using="hybrid"),
+        SearchQuery(material_id="cod:1", using="hybrid", hybrid={"fusion": "zscore", "structure_weight": 0.7}),
     ],
 )
 def test_search_query_round_trips_through_protobuf(query):
     assert convert.search_query_from_pb(convert.search_query_to_pb(query)) == query
 
 
+def test_structure_notion_on_a_model_without_a_structure_encoder_is_a_clear_400():
+    """``using: structure`` / ``hybrid`` where the model has no structure-type encoder: INVALID_ARGUMENT
+    (HTTP 400) naming the model, before any embedder or store is asked."""
+    import asyncio
+
+    from matconcept.service.app.core import ServiceAPI
+    from matconcept.service.app.schemas import ErrorCode, ServiceError
+
+    service = ServiceAPI(None, None, ServiceSettings(), AccessSettings(), "mc-old", 8)
+    for using in ("structure", "hybrid"):
+        with pytest.raises(ServiceError) as info:
+            asyncio.run(service.search(SearchQuery(material_id="cod:1", using=using)))
+        assert (
+            info.value.code == ErrorCode.INVALID_ARGUMENT
+            and "mc-old has no structure-type encoder" in info.value.message
+        )
+    with pytest.raises(ValidationError, match="only with using hybrid"):
+        SearchQuery(material_id="cod:1", hybrid={"fusion": "rrf"})
+
+
 def test_payload_hit_and_upsert_round_trip():
     hit = Hit(material_id="cod:1000000", distance=0.25, payload=_payload())
     assert convert.hit_from_pb(convert.hit_to_pb(hit)) == hit
+    fused = hit.model_copy(update={"notion": "structure", "fusion": "zscore", "score": 1.5})
+    assert convert.hit_from_pb(convert.hit_to_pb(fused)) == fused
     assert hit.payload.crystal_system == convert.hit_to_pb(hit).payload.crystal_system == "cubic"  # Pm-3m (221)
     sparse = _payload().model_copy(update={"spacegroup_number": None, "spacegroup_symbol": None, "year": None})
     assert convert.payload_from_pb(convert.payload_to_pb(sparse)) == sparse

@@ -376,3 +376,39 @@ def test_a_point_without_a_structure_reads_back_as_none(tmp_path, points):
         ids = [p.payload.material_id for p in bare]
         assert s.get_structures(ids) == dict.fromkeys(ids)
         assert [r.payload for r in s.get(ids)] == [p.payload for p in bare]
+
+
+def test_structure_vector_and_hybrid_fusions(tmp_path, points, store):
+    """A third named vector ``structure`` when the model has one; hybrid search by the engine's RRF (prefetch +
+    fusion, the same scores as our rule) and by z-scored distances; a store without it says so."""
+    from matconcept.service.store.hybrid import HybridOptions, rrf_fuse
+
+    rng = np.random.default_rng(3)
+    typed = [p.model_copy(update={"structure_type": rng.normal(size=16).astype(np.float32)}) for p in points]
+    with EdgeStore(tmp_path / "typed", MODEL, 1024, structure_dim=16) as s:
+        s.upsert(typed)
+        assert s.sizes["structure"] == 16
+        query = typed[4]
+        mid = query.payload.material_id
+        assert s.search(query.structure_type, using="structure", k=1)[0].material_id == mid
+        vectors = {"crystal": query.crystal, "structure": query.structure_type}
+        options = HybridOptions(depth=20)
+        fused = s.hybrid_search(vectors, k=10, options=options)
+        lists = {n: [(h.material_id, h.distance) for h in s.search(vectors[n], using=n, k=20)] for n in vectors}
+        ours = {f.key: f.score for f in rrf_fuse(lists, options)}
+        assert fused[0].material_id == mid and {h.fusion for h in fused} == {"rrf"}
+        assert all(h.score == pytest.approx(ours[h.material_id], rel=1e-5) for h in fused)
+        assert [h.score for h in fused] == sorted((h.score for h in fused), reverse=True)
+        zscored = s.hybrid_search(vectors, k=10, options=HybridOptions(fusion="zscore", structure_weight=1.0))
+        assert zscored[0].material_id == mid and {h.notion for h in zscored} == {"structure"}
+        structure_only = [h.material_id for h in s.search(query.structure_type, using="structure", k=10)]
+        assert [h.material_id for h in zscored] == structure_only  # all weight on one notion: its own order
+        page = next(s.scroll_raw(page=3))
+        s.write_raw([(pl["material_id"], {**v, "structure": [0.0] * 16}, pl) for pl, v in page])
+        again = {pl["material_id"]: (pl, v) for pl, v in next(s.scroll_raw(page=3))}
+        assert all(again[pl["material_id"]][0] == pl for pl, _ in page)
+        assert all(again[pl["material_id"]][1]["structure"] == [0.0] * 16 for pl, _ in page)
+    with pytest.raises(StoreError, match="no structure vectors"):
+        store.hybrid_search({"crystal": points[0].crystal, "structure": np.zeros(16)}, k=3)
+    with pytest.raises(StoreError, match="no structure vectors"):
+        store.search(np.zeros(16), using="structure")

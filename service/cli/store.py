@@ -70,6 +70,13 @@ def add_parsers(subparsers: SubParsers) -> None:
         action="store_true",
         help="run on Ray Data: the cluster at RAY_ADDRESS, else a private local Ray with --workers CPUs",
     )
+    p.add_argument(
+        "--reembed",
+        action="store_true",
+        help="recompute the vectors of every stored point from its kept structure with --model (payloads unchanged); "
+        "with --from-model, of the points stored for that earlier model id, written to this model's collection",
+    )
+    p.add_argument("--from-model", metavar="MODEL_ID", help="with --reembed: the model id whose collection is read")
     p.set_defaults(func=run_ingest)
 
     s = subparsers.add_parser("search", help="nearest stored materials to a CIF, an id or a pattern")
@@ -142,6 +149,10 @@ def run_ingest(args: argparse.Namespace) -> int:
     from matconcept.service.ingest.local import ingest, ingest_builtin
     from matconcept.service.store import StoreError, open_store
 
+    if args.reembed:
+        return _reembed(args)
+    if args.from_model:
+        raise CliError("--from-model goes with --reembed")
     if not args.paths and not args.builtin and not args.dataset:
         raise CliError("ingest needs PATH... or --builtin")  # (or --dataset NAME; the message is tested)
     if args.batch < 1:
@@ -176,6 +187,42 @@ def run_ingest(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     print(json.dumps(summary.model_dump()))
     print(f"failure report: {report}" if summary.failed else "no failures", file=sys.stderr)
+    return 0
+
+
+def _reembed(args: argparse.Namespace) -> int:
+    """``ingest --reembed [--from-model ID]``: new vectors for stored points, nothing else touched."""
+    from matconcept.service.ingest.local import OPTIMIZE_MIN_POINTS
+    from matconcept.service.ingest.reembed import reembed
+    from matconcept.service.store import StoreError, open_store
+
+    if args.paths or args.builtin or args.dataset or args.ray or args.force:
+        raise CliError("--reembed takes no PATH, --builtin, --dataset, --ray or --force: it reads the stored points")
+    if args.batch < 1:
+        raise CliError(f"--batch must be at least 1, got {args.batch}")
+    settings = store_settings(args.db)
+    embedder = open_embedder(args.model, args.device)
+    source_id = args.from_model or embedder.model_id
+    collection = settings.db_dir / settings.collection_name(source_id)
+    if not settings.qdrant_url and not collection.exists():
+        have = (
+            sorted(p.name for p in settings.db_dir.glob(f"{settings.collection_prefix}-*"))
+            if settings.db_dir.exists()
+            else []
+        )
+        raise CliError(f"nothing stored for model {source_id} under {settings.db_dir} (collections: {have or 'none'})")
+    try:
+        with open_store(settings, embedder.model_id, embedder.dim, embedder.structure_dim) as target:
+            if source_id == embedder.model_id:
+                summary = reembed(target, target, embedder, batch=args.batch)
+            else:
+                with open_store(settings, source_id, embedder.dim) as source:
+                    summary = reembed(source, target, embedder, batch=args.batch)
+            if args.optimize == "yes" or (args.optimize == "auto" and target.count() >= OPTIMIZE_MIN_POINTS):
+                target.optimize()
+    except StoreError as exc:
+        raise CliError(str(exc)) from None
+    print(json.dumps({"from_model": source_id, "model": embedder.model_id, **summary.model_dump()}))
     return 0
 
 

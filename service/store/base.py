@@ -271,6 +271,21 @@ class VectorStore(ABC):
         """Insert or replace points (payload and both vectors in one operation)."""
 
     @abstractmethod
+    def write_raw(self, points: list[tuple[str, dict[str, list[float]], dict[str, Any]]]) -> None:
+        """Write (material id, vectors, engine payload) as given: how ``ingest --reembed`` replaces a point's
+        vectors and keeps its payload exactly as read."""
+
+    def scroll_raw(self, page: int = SCROLL_PAGE) -> Iterator[list[tuple[dict[str, Any], dict[str, list[float]]]]]:
+        """Every stored point as (whole engine payload, every vector), a page at a time."""
+        offset = None
+        while True:
+            records, offset = self._scroll_page(offset, page, True, True)  # type: ignore[arg-type]
+            if records:
+                yield [(dict(r.payload), dict(r.vector or {})) for r in records]
+            if offset is None:
+                return
+
+    @abstractmethod
     def search(
         self,
         vector: np.ndarray,

@@ -227,6 +227,12 @@ class EdgeStore(VectorStore):
         ]
         self.shard.update(q.UpdateOperation.upsert_points(out))
 
+    def write_raw(self, points):
+        if points:
+            q = self._q
+            out = [q.Point(point_id_for(m), vectors, payload) for m, vectors, payload in points]
+            self.shard.update(q.UpdateOperation.upsert_points(out))
+
     def search(
         self,
         vector: np.ndarray,

@@ -136,6 +136,11 @@ class RemoteStore(VectorStore):
         ]
         self.client.upsert(self.collection, points=structs, wait=True)
 
+    def write_raw(self, points):
+        if points:
+            structs = [self._m.PointStruct(id=point_id_for(m), vector=v, payload=p) for m, v, p in points]
+            self.client.upsert(self.collection, points=structs, wait=True)
+
     def search(
         self,
         vector: np.ndarray,
