@@ -558,3 +558,64 @@ def test_generated_client_calls_search_embed_upsert_get_and_delete(url, tmp_path
             del sys.modules[name]
         client.delete(["user:generated"])
     assert client.stats().count == N_STORED
+
+
+# -- search by notion: the structure type beside the concept (issue 13) ----------------------------
+WURTZITES = {"ZnO": ("Zn", "O", 3.25, 5.21, 0.382), "GaN": ("Ga", "N", 3.19, 5.19, 0.377)}
+WURTZITES |= {"AlN": ("Al", "N", 3.11, 4.98, 0.382), "CdS": ("Cd", "S", 4.14, 6.72, 0.377)}
+WURTZITES |= {"BeO": ("Be", "O", 2.70, 4.38, 0.378)}
+OTHERS = {
+    "ZnS-zb": ("F-43m", 5.41, ["Zn", "S"], [[0, 0, 0], [0.25, 0.25, 0.25]]),  # zinc blende: wurtzite's cousin
+    "GaAs-zb": ("F-43m", 5.65, ["Ga", "As"], [[0, 0, 0], [0.25, 0.25, 0.25]]),
+    "MgO-rs": ("Fm-3m", 4.21, ["Mg", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]]),
+}
+
+
+def test_search_by_notion_structure_finds_the_other_wurtzites_first(url, client, stored, tmp_path):
+    """A stored wurtzite searched with ``using: structure`` over HTTP (JSON and multipart) and gRPC finds the
+    other wurtzites of different chemistry before anything else (zinc blendes, rock salt, the COD CIFs);
+    ``crystal`` and ``hybrid`` still answer, every hit naming its notion (and fusion)."""
+    from pymatgen.core import Lattice, Structure
+
+    paths = []
+    for name, (a_site, b_site, a, c, u) in WURTZITES.items():
+        s = Structure.from_spacegroup(
+            "P6_3mc", Lattice.hexagonal(a, c), [a_site, b_site], [[1 / 3, 2 / 3, 0], [1 / 3, 2 / 3, u]]
+        )
+        paths.append(tmp_path / f"{name}.cif")
+        s.to(filename=str(paths[-1]))
+    for name, (group, a, species, coords) in OTHERS.items():
+        paths.append(tmp_path / f"{name}.cif")
+        Structure.from_spacegroup(group, Lattice.cubic(a), species, coords).to(filename=str(paths[-1]))
+    result = client.upsert(paths, source="wz")
+    assert result.failed == 0, result
+    wurtzites = {f"wz:{name}" for name in WURTZITES}
+    try:
+        query, others = tmp_path / "ZnO.cif", wurtzites - {"wz:ZnO"}
+        for kind in ("json", "multipart"):
+            r = requests.post(f"{url}/v1/search", **_structure_body(kind, query, using="structure", top_k=8))
+            assert r.status_code == 200, r.text
+            hits = r.json()["hits"]
+            assert hits[0]["material_id"] == "wz:ZnO" and {h["notion"] for h in hits} == {"structure"}, hits
+            assert {h["material_id"] for h in hits[1:5]} == others, [h["material_id"] for h in hits]
+        by_id = client.search(material_id="wz:ZnO", using="structure", top_k=5)
+        assert by_id.using == "structure" and {h.material_id for h in by_id.hits} == wurtzites
+        assert all(h.notion == "structure" for h in by_id.hits)
+        concept = client.search(structure=query, top_k=3)
+        assert concept.hits[0].material_id == "wz:ZnO" and concept.hits[0].notion == "crystal"
+        for fusion in ("rrf", "zscore"):
+            fused = client.search(material_id="wz:ZnO", using="hybrid", hybrid={"fusion": fusion}, top_k=5)
+            assert fused.hits[0].material_id == "wz:ZnO", fusion
+            assert {h.fusion for h in fused.hits} == {fusion} and {h.notion for h in fused.hits} <= {
+                "crystal",
+                "structure",
+            }
+            assert all(a.score >= b.score for a, b in zip(fused.hits, fused.hits[1:], strict=False))
+        r = requests.post(
+            f"{url}/v1/search", json={"material_id": "wz:ZnO", "using": "hybrid", "hybrid": {"fusion": "zscore"}}
+        )
+        assert r.status_code == 200 and r.json()["hits"][0]["fusion"] == "zscore", r.text
+        record = client.get_one("wz:ZnO", with_vectors=True)
+        assert len(record.vectors["structure"]) == len(client.embed(query).structure_vector) == 128
+    finally:
+        client.delete([f"wz:{p.stem}" for p in paths])
