@@ -342,6 +342,15 @@ def test_clicking_a_point_lists_its_neighbours(page, stored, service):
     assert [d for _, d in listed] == sorted(d for _, d in listed)
     assert _trace(page, "neighbours")["n"] == TOP_K
     assert _trace(page, "selected") == {"x": [points["x"][index]], "y": [points["y"][index]], "n": 1}
+    # The notion selector: the same point's neighbours by structure type, then fused (issue 13), itself first.
+    for using in ("structure", "hybrid"):
+        with page.expect_response(lambda r: r.url.endswith("/v1/search")) as answer:
+            _act(page, lambda using=using: page.select_option("#neighbour-using", using))
+        assert answer.value.request.post_data_json["using"] == using
+        listed = _neighbours(page)
+        assert len(listed) == TOP_K and listed[0][0] == material_id
+        assert {h["notion"] for h in answer.value.json()["hits"]} <= {"crystal", "structure"}
+    page.select_option("#neighbour-using", "crystal")
 
 
 def test_a_bad_upload_shows_the_services_message(page, tmp_path):

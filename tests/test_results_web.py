@@ -320,6 +320,17 @@ def test_a_shared_address_reproduces_the_result(open_page, stored, service):
         "hit": [second["selected"]],
     }
     assert "diffraction embedding" in page.inner_text("#hits-title")
+    # The structure-type notion (issue 13): its own title, every hit naming it, kept in the address.
+    with page.expect_response(lambda r: r.url.endswith("/v1/search")):
+        page.select_option("#opt-using", "structure")
+    _compared(page)
+    assert "structure type" in page.inner_text("#hits-title") and "using=structure" in page.url
+    assert page.eval_on_selector_all("#hits li .notion", "s => s.map(s => s.textContent)") == ["structure"] * len(
+        page.query_selector_all("#hits li")
+    )
+    with page.expect_response(lambda r: r.url.endswith("/v1/search")):
+        page.select_option("#opt-using", "xrd")
+    second = _compared(page)
     # Another browser opening that address sees the same hits, the same selection and the same record.
     again = open_page(address.path + "?" + address.query)
     shared = _compared(again)

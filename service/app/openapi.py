@@ -69,6 +69,13 @@ EXAMPLES: dict[str, dict[str, dict[str, Any]]] = {
             {"structure": NACL, "top_k": 5, "filters": {"elements_all": ["Cl"], "max_sites": 10}},
         ),
         "by_xrd": example("…compared by simulated XRD patterns", {"structure": NACL, "top_k": 5, "using": "xrd"}),
+        "by_structure_type": example(
+            "…of the same structure type, any chemistry", {"structure": NACL, "top_k": 5, "using": "structure"}
+        ),
+        "hybrid": example(
+            "…concept and structure type fused (z-scored distances)",
+            {"structure": NACL, "top_k": 5, "using": "hybrid", "hybrid": {"fusion": "zscore"}},
+        ),
         "material_id": example(
             f"Neighbours of a stored material ({EXAMPLE_ID}: press the upsert example first)",
             {"material_id": EXAMPLE_ID, "top_k": 5},

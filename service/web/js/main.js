@@ -46,6 +46,9 @@ function wire() {
     upload(file);
     el.upload.value = ""; // the same file can be chosen again
   });
+  el.neighbourUsing.addEventListener("change", () => {
+    if (state.selected !== null) selectPoint(state.selected); // the same point's neighbours, by the new notion
+  });
   el.clear.addEventListener("click", () => {
     clearSelection();
     state.token += 1;

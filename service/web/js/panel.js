@@ -22,6 +22,8 @@ export function neighbour(hit, rank, fields) {
     x: typeof fields.x === "number" ? fields.x : null,
     y: typeof fields.y === "number" ? fields.y : null,
     match: hit.match || null, // a pattern's search-match: {score, strain, shift}
+    notion: hit.notion || null, // which vectors found it (crystal, structure, xrd)
+    fusion: hit.fusion || null, // a fused (hybrid) search: rrf or zscore
   };
 }
 
@@ -49,6 +51,7 @@ export function renderNeighbours(titleHtml) {
       `<div class="meta"><a href="${materialUrl(paths().material, hit.material_id)}" target="_blank" ` +
       `rel="noopener">${escapeHtml(hit.material_id)}</a>${group}` +
       `${hit.source ? ` · ${escapeHtml(hit.source)}` : ""}` +
+      `${hit.fusion ? ` · <span class="notion" title="fused by ${escapeHtml(hit.fusion)}">${escapeHtml(hit.notion || "")}</span>` : ""}` +
       `${onMap ? "" : ' <span class="off-map">(not on this map)</span>'}</div>` +
       (hit.match
         ? `<div class="fit" title="fitted isotropic strain and 2θ zero shift">strain ` +
@@ -80,7 +83,8 @@ export async function selectPoint(index) {
   setStatus(`Finding the neighbours of ${id}…`);
   let answer;
   try {
-    answer = await postJSON(paths().search, { material_id: id, top_k: TOP_K });
+    const using = el.neighbourUsing ? el.neighbourUsing.value : "crystal";
+    answer = await postJSON(paths().search, { material_id: id, top_k: TOP_K, using });
   } catch (e) {
     if (token === state.token) {
       hooks.busy = false;

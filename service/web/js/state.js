@@ -26,6 +26,7 @@ export const el = {
   upload: $("upload-input"),
   neighbours: $("neighbours"),
   neighboursTitle: $("neighbours-title"),
+  neighbourUsing: $("neighbour-using"),
   clear: $("clear-button"),
   status: $("status"),
   progress: $("progress"),

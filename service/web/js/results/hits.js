@@ -5,9 +5,19 @@ import { escapeHtml, formatDistance, formulaHtml, symbolHtml } from "../format.j
 import { el, hooks, paths, state } from "./state.js";
 
 export const NOTIONS = {
-  crystal: "structure embedding (crystal encoder)",
+  crystal: "concept embedding (crystal encoder)",
+  structure: "structure type (chemistry-blind encoder)",
+  hybrid: "concept and structure type, fused",
   xrd: "diffraction embedding (XRD encoder)",
 };
+
+/** A hit's notion badge: which vectors found it, and for a fused search how (rrf, zscore). */
+function notionBadge(hit) {
+  if (!hit.notion) return "";
+  const how = hit.fusion ? ` · ${hit.fusion}` : "";
+  const title = `found by ${NOTIONS[hit.notion] || hit.notion}${hit.fusion ? `, fused by ${hit.fusion}` : ""}`;
+  return ` · <span class="notion" title="${escapeHtml(title)}">${escapeHtml(hit.notion)}${escapeHtml(how)}</span>`;
+}
 
 /** The list of hits under a title (html); `onSelect(hit)` when one is clicked. */
 export function renderHits(titleHtml, hits, onSelect) {
@@ -25,7 +35,7 @@ export function renderHits(titleHtml, hits, onSelect) {
       `<span class="what"><div class="formula">${formulaHtml(p.formula)}</div>` +
       `<div class="meta"><a href="${materialUrl(paths().material, hit.material_id)}" target="_blank" ` +
       `rel="noopener">${escapeHtml(hit.material_id)}</a>${group}` +
-      `${p.source ? ` · ${escapeHtml(p.source)}` : ""}</div></span>` +
+      `${p.source ? ` · ${escapeHtml(p.source)}` : ""}${notionBadge(hit)}</div></span>` +
       `<span class="distance" title="Euclidean distance between the embeddings">${formatDistance(hit.distance)}</span>`;
     li.addEventListener("click", (event) => {
       if (event.target.closest("a")) return;

@@ -18,7 +18,7 @@ export const DEFAULT_OPTIONS = {
   spacegroup: null,
   source: [],
 };
-const USING = ["crystal", "xrd"];
+const USING = ["crystal", "structure", "hybrid", "xrd"];
 const MAX_TOP_K = 100;
 
 function list(text) {
