@@ -72,6 +72,12 @@ class TrainConfig(BaseModel):
     max_train: int | None = Field(default=None, description="use only this many training structures")
     max_eval: int | None = Field(default=None, description="use only this many validation structures")
     loader_workers: int = Field(default=0, ge=0, description="DataLoader worker processes")
+    torch_threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="CPU threads for torch (None: the environment's). CPU kernels sum in a thread-count-dependent "
+        "order, so a resumed run matches an uninterrupted one bit for bit only at the same thread count: fix it here.",
+    )
     featurize_workers: int | None = None
     checkpoint_every: int = Field(default=1, gt=0, description="epochs between saved states")
     eval_every: int = Field(default=1, gt=0)
@@ -309,6 +315,16 @@ def _tensorboard(run_dir: Path):
 
 def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> dict[str, Any]:
     """Run (or resume) training; returns the last epoch's metrics plus the run summary."""
+    previous = torch.get_num_threads()
+    if config.torch_threads is not None:
+        torch.set_num_threads(config.torch_threads)
+    try:
+        return _train(config, resume, progress)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _train(config: TrainConfig, resume: bool, progress: bool) -> dict[str, Any]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
