@@ -242,3 +242,43 @@ def family_split(family: str | None, item_id: str, forced_test: frozenset[str]) 
     if h < SPLIT_SHARES["test"] + SPLIT_SHARES["val"]:
         return "val"
     return "train"
+
+
+@dataclass
+class TypeSplit:
+    """The labelled real set split by family (see :func:`family_split`)."""
+
+    train: list  # TypedStructure
+    val: list
+    test: list
+
+
+def split_typed(items: Sequence, named_types: Sequence[str]) -> TypeSplit:
+    """Split ``TypedStructure`` items (:mod:`matconcept.encoders.datasets.labelled`) by family."""
+    forced = frozenset(named_types)
+    parts: dict[str, list] = {"train": [], "val": [], "test": []}
+    for item in items:
+        parts[family_split(item.family, item.id, forced)].append(item)
+    # Only family members are scored; one-member types stay as training material.
+    return TypeSplit(
+        train=parts["train"],
+        val=[i for i in parts["val"] if i.family],
+        test=[i for i in parts["test"] if i.family],
+    )
+
+
+def train_on_typed(
+    config: StructureTypeTrainConfig, split: TypeSplit, progress: bool = True
+) -> tuple[StructureTypeEncoder, list[dict]]:
+    """Train the structure-type encoder on a :class:`TypeSplit` (validation picks the epoch)."""
+    cutoff = config.model.graph.cutoff
+    labels = label_ids([i.prototype for i in (*split.train, *split.val)])
+    train = [
+        type_example(i.structure, cutoff, labels[k])
+        for k, i in enumerate(tqdm(split.train, desc="role graphs", disable=not progress))
+        if len(i.structure) <= config.max_sites
+    ]
+    offset = len(split.train)
+    val = [type_example(i.structure, cutoff, labels[offset + k]) for k, i in enumerate(split.val)]
+    logger.info("structure-type training: %d train, %d val structures", len(train), len(val))
+    return train_structure_type(config, train, val, [i.family for i in split.val], progress=progress)

@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "matconcept.service.cli.store",
     "matconcept.service.cli.snapshot",
     "matconcept.service.cli.train",
+    "matconcept.service.cli.structure_types",
     "matconcept.service.cli.serve",
     "matconcept.service.cli.map",
 )

@@ -96,9 +96,21 @@ def neighbour_quality(
 
     Shapes: vectors (n, d); labels length n.
     """
+    if len(labels) != len(vectors):
+        raise ValueError(f"{len(vectors)} vectors but {len(labels)} labels")
+    return neighbour_quality_from_distances(pairwise_l2(vectors), labels, ks)
+
+
+def neighbour_quality_from_distances(
+    dist: np.ndarray, labels: Sequence[str], ks: Sequence[int] = (1, 5, 10, 20, 50)
+) -> NeighbourQuality:
+    """:func:`neighbour_quality` of any dissimilarity matrix (a fused ranking, a baseline's own metric).
+
+    Shapes: dist (n, n), smaller = more alike (the diagonal is ignored); labels length n.
+    """
     labels_arr = np.asarray(labels, dtype=object)
-    if len(labels_arr) != len(vectors):
-        raise ValueError(f"{len(vectors)} vectors but {len(labels_arr)} labels")
+    if dist.shape != (len(labels_arr), len(labels_arr)):
+        raise ValueError(f"a {dist.shape} distance matrix for {len(labels_arr)} labels")
     n = len(labels_arr)
     _, codes = np.unique(labels_arr.astype(str), return_inverse=True)
     same = codes[:, None] == codes[None, :]
@@ -115,7 +127,7 @@ def neighbour_quality(
             chance_r_precision=nan,
             chance_precision=nan,
         )
-    dist = pairwise_l2(vectors)
+    dist = np.array(dist, dtype=np.float64, copy=True)
     np.fill_diagonal(dist, np.inf)
     order = np.argsort(dist[queries], axis=1, kind="stable")[:, : n - 1]
     hits = np.take_along_axis(same[queries], order, axis=1)  # (q, n-1): neighbour j is in the family
