@@ -197,7 +197,7 @@ def train_structure_type(
             optimizer.step()
             if schedule.last_epoch + 1 < steps:
                 schedule.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
         row = {"epoch": epoch, "loss": float(np.mean(losses)), "seconds": time.perf_counter() - t0}
         if val:
