@@ -62,9 +62,9 @@ class StructureTypeConfig(BaseModel):
 
 
 def _majority_symbol(site) -> str:
-    """The species a (possibly disordered) site mostly holds."""
-    items = site.species.items()
-    return max(items, key=lambda kv: (kv[1], str(kv[0])))[0].symbol if len(items) > 1 else site.specie.symbol
+    """The element a site mostly holds (mixed sites and sites of one species at partial occupancy too)."""
+    species, _ = max(site.species.items(), key=lambda kv: (kv[1], str(kv[0])))
+    return species.symbol
 
 
 def _electronegativity(symbol: str) -> float:

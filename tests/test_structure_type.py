@@ -91,6 +91,18 @@ def test_shipped_encoder_tells_apart_what_crystalnn_confuses(embedder):
         assert float(np.linalg.norm(va - vb)) > max(10 * floor, 0.05), name
 
 
+def test_disordered_sites_take_their_majority_element():
+    """Mixed sites and sites of one species at partial occupancy (common in COD) both featurize."""
+    mixed = Structure(Lattice.cubic(4.2), [{"Mg": 0.7, "Fe": 0.3}, "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    partial = Structure(Lattice.cubic(4.2), [{"Mg": 0.9}, "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    ordered = Structure(Lattice.cubic(4.2), ["Mg", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    expected = structure_type_graph(ordered)
+    for structure in (mixed, partial):
+        graph = structure_type_graph(structure)
+        assert torch.equal(graph["type_x"], expected["type_x"])
+        assert torch.equal(graph["type_edge_same"], expected["type_edge_same"])
+
+
 def test_fusions_rank_like_their_definitions():
     rng = np.random.default_rng(0)
     a, b = rng.random((3, 7)), rng.random((3, 7))
