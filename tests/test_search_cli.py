@@ -30,7 +30,7 @@ def db(tmp_path_factory):
     root = tmp_path_factory.mktemp("search")
     embedder = Embedder(resolve_model(None, "cpu"), device="cpu")
     settings = StoreSettings(db=root / "db", home=root / "home")
-    with open_store(settings, embedder.model_id) as store:
+    with open_store(settings, embedder.model_id, embedder.dim, embedder.structure_dim) as store:
         ingest(crystals_cifs(), store, embedder, source="cod", workers=1, progress=False)
         payloads = [r.payload for r in store.get(store.iter_ids())]
     return root / "db", embedder, payloads
@@ -183,3 +183,24 @@ def test_get_writes_the_stored_structure(capsys, db, tmp_path):
     assert "no stored material with this id" in capsys.readouterr().err
     assert main(["get", "BaTiO3", "--db", str(db[0])]) == 2
     assert "is not a material id" in capsys.readouterr().err
+
+
+def test_search_by_notion(capsys, db, tmp_path, random_model):
+    """``--using structure`` and ``--using hybrid --fusion ...``: hits name their notion (and fusion); a model
+    without the structure-type encoder, or a pattern, is told so."""
+    from matconcept.encoders.checkpoint import save_checkpoint
+
+    code, out, _ = _search(capsys, db, "cod:2100862", "--using", "structure", "--top-k", "5", "--json")
+    hits = json.loads(out)["hits"]
+    assert code == 0 and hits[0]["material_id"] == "cod:2100862" and {h["notion"] for h in hits} == {"structure"}
+    for fusion in ("rrf", "zscore"):
+        code, out, _ = _search(
+            capsys, db, str(cod_cif("BaTiO3_cubic")), "--using", "hybrid", "--fusion", fusion, "--json"
+        )
+        hits = json.loads(out)["hits"]
+        assert code == 0 and hits[0]["material_id"] == "cod:2100862" and {h["fusion"] for h in hits} == {fusion}
+    bare = save_checkpoint(random_model.model, tmp_path / "bare")
+    code, _, err = _search(capsys, db, "cod:2100862", "--using", "structure", "--model", str(tmp_path / "bare"))
+    assert code != 0 and f"model {bare} has no structure-type encoder" in err
+    code, _, err = _search(capsys, db, "--xrd", str(tmp_path / "x.xy"), "--using", "hybrid")
+    assert code != 0 and "not hybrid" in err

@@ -260,6 +260,7 @@ def _search_local(args: argparse.Namespace, filters: SearchFilters | None) -> in
 
     settings = store_settings(args.db)
     embedder = open_embedder(args.model, args.device)
+    _check_notions(embedder, ("crystal", "structure") if args.using == "hybrid" else (args.using,))
     collection = settings.db_dir / settings.collection_name(embedder.model_id)
     if not settings.qdrant_url and not collection.exists():
         raise CliError(f"nothing stored for model {embedder.model_id} under {settings.db_dir}; run `matconcept ingest`")

@@ -404,6 +404,11 @@ def ingest_items(
         raise ValueError(f"batch must be at least 1, got {batch}")
     if embedder.model_id != store.model_id:
         raise ValueError(f"the embedder's model {embedder.model_id} does not match the store's {store.model_id}")
+    if embedder.has_structure_type and not store.has_vector("structure"):
+        logger.warning(
+            "the collection of %s keeps no structure vectors (opened without structure_dim): they are not stored",
+            store.model_id,
+        )
     started = time.perf_counter()
     settings = embedder.loaded.info.model
     with ExitStack() as stack:
