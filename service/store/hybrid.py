@@ -37,7 +37,7 @@ class HybridOptions(BaseModel):
         default=0.5, ge=0.0, le=1.0, description="weight of the structure notion; the concept notion gets 1 - it"
     )
     depth: int = Field(default=100, ge=1, le=10_000, description="candidates taken from each notion before fusing")
-    rrf_k: int = Field(default=60, ge=1, description="the k of reciprocal rank fusion (1 / (k + rank))")
+    rrf_k: int = Field(default=60, ge=1, le=10_000, description="the k of reciprocal rank fusion (1 / (k + rank))")
 
     def weights(self) -> dict[str, float]:
         """Per-notion weights summing to 2, so the default (equal) weights are 1 each: plain RRF."""
