@@ -46,6 +46,11 @@ PAIRWISE_MAX = 400
 """Up to this many images of one composition are de-duplicated pairwise (cheaper than building a k-d tree)."""
 DENSE_MATCH_MAX = 200_000
 """Atoms² × operations up to which atoms are matched to earlier sites by one dense comparison."""
+MAX_IMAGES = 100_000
+"""Atoms x symmetry operations beyond which pymatgen reads the CIF (and the site limits refuse it)."""
+MAX_PAIRS = 1_000_000
+"""Coinciding positions beyond which pymatgen reads the CIF: a mutated file with thousands of atoms on
+one spot would otherwise make the pair lists quadratic in memory (found by the reader fuzz test)."""
 MIN_THICKNESS = 0.01
 """Å; pymatgen refuses a cell with a lattice-plane spacing d(100), d(010) or d(001) below this."""
 
@@ -296,6 +301,8 @@ def _asymmetric_unit(block, text: str) -> tuple[list[Composition], np.ndarray]:
     if not coords:
         raise _NotForFastPath("no site with a positive occupancy")
     given = np.stack(coords)
+    if len(given) * len(rots) > MAX_IMAGES:
+        raise _NotForFastPath(f"{len(given)} atoms x {len(rots)} operations")
     targets = _merge_targets(given, rots, trans)
     comps: dict[int, dict] = {}
     for i, target in enumerate(targets.tolist()):
@@ -331,7 +338,10 @@ def _merge_targets(coords: np.ndarray, rots: np.ndarray, trans: np.ndarray) -> n
             return np.where(x >= 1.0, x - 1.0, x)
 
         tree = cKDTree(wrapped(coords), boxsize=1.0)
-        hits = tree.query_ball_point(wrapped(images.reshape(-1, 3)), SITE_TOLERANCE, p=np.inf)
+        points = wrapped(images.reshape(-1, 3))
+        if int(tree.query_ball_point(points, SITE_TOLERANCE, p=np.inf, return_length=True).sum()) > MAX_PAIRS:
+            raise _NotForFastPath("too many coinciding atoms")
+        hits = tree.query_ball_point(points, SITE_TOLERANCE, p=np.inf)
         triples = [(k // m, k % m, i) for k, found in enumerate(hits) for i in found if i < k // m]
         atom, op, other = (np.array(t, dtype=np.int64) for t in zip(*triples, strict=True)) if triples else ([],) * 3
     targets = np.arange(n)
@@ -359,7 +369,10 @@ def _unique_images(images: np.ndarray) -> np.ndarray:
     from scipy.spatial import cKDTree
 
     images = np.where(images >= 1.0, images - 1.0, images)  # x - floor(x) rounds up to 1.0 for tiny negatives
-    pairs = cKDTree(images, boxsize=1.0).query_pairs(SITE_TOLERANCE, p=np.inf, output_type="ndarray")
+    tree = cKDTree(images, boxsize=1.0)
+    if int(tree.query_ball_point(images, SITE_TOLERANCE, p=np.inf, return_length=True).sum()) > MAX_PAIRS:
+        raise _NotForFastPath("too many coinciding images")
+    pairs = tree.query_pairs(SITE_TOLERANCE, p=np.inf, output_type="ndarray")
     keep = np.ones(len(images), dtype=bool)
     keep[pairs.max(axis=1)] = False
     return keep
@@ -415,6 +428,6 @@ def read_cif_cell(text: str, metadata_tags: tuple[str, ...] = ()) -> GemmiCif | 
     except _NotForFastPath as exc:
         logger.debug("pymatgen path: %s", exc)
         return None
-    except (RuntimeError, ValueError, IndexError, KeyError) as exc:  # gemmi's syntax errors and the like
-        logger.debug("pymatgen path after a gemmi error: %s", exc)
+    except Exception as exc:  # gemmi's syntax errors, or anything unforeseen: pymatgen decides, as before
+        logger.debug("pymatgen path after an error in the fast reader: %s", exc)
         return None

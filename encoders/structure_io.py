@@ -31,8 +31,8 @@ logger = logging.getLogger(__name__)
 
 StructureFormat = Literal["cif", "json", "poscar"]
 CifReader = Literal["fast", "pymatgen"]
-"""``fast``: gemmi + numpy for the CIFs it reads exactly as pymatgen would (:mod:`~matconcept.encoders.cif_gemmi`)
-and moyopy for symmetry; ``pymatgen``: pymatgen's CifParser and spglib for everything (the reference)."""
+"""``fast``: gemmi + numpy for the CIFs it reads exactly as pymatgen would (:mod:`~matconcept.encoders.cif_gemmi`),
+symmetry on arrays (:data:`FAST_SYMMETRY`); ``pymatgen``: pymatgen's CifParser for every CIF (the reference)."""
 
 MAX_Z = 98
 """Highest atomic number we accept (Cf): the atom-feature table covers Z ≤ 100, but pymatgen's
@@ -40,12 +40,15 @@ X-ray scattering factors (and so the XRD modality) stop at Cf."""
 
 SYMPREC = 0.1
 """Å; tolerance of the symmetry search that gives the primitive cell and space group (0.1 Å is
-pymatgen's and the Materials Project's usual choice). We search on arrays (moyopy on the fast path,
-spglib with pymatgen's SpacegroupAnalyzer conventions on the reference path) rather than with
+pymatgen's and the Materials Project's usual choice). We search on arrays (spglib with pymatgen's
+SpacegroupAnalyzer conventions, or moyopy, see :data:`FAST_SYMMETRY`) rather than with
 ``Structure.get_primitive_structure``, which measured 6.8 s for a 500-site cell here against 0.28 s."""
 
-FAST_SYMMETRY: Literal["moyopy", "spglib"] = "moyopy"
-"""The symmetry search of the fast path (see :func:`_symmetrize` for what was measured)."""
+FAST_SYMMETRY: Literal["moyopy", "spglib"] = "spglib"
+"""The symmetry search of the fast path. moyopy measured 0.75 ms per COD CIF against spglib's 3.6 ms,
+but names another space group than spglib for 2 of the 409 shipped structures, and on a fuzzed input
+it allocated memory without bound (the process was killed at 24 GB): spglib, as before, until moyopy
+runs under a memory bound."""
 
 ANGLE_TOLERANCE = 5.0
 """Degrees; spglib's angle tolerance as pymatgen's SpacegroupAnalyzer passes it."""
@@ -369,14 +372,17 @@ def _symmetrize(cell: CellArrays, primitive: bool, reader: CifReader) -> tuple[C
     Both give the primitive cell in the input's Cartesian frame with each input atom's primitive-cell
     atom; the first atom of each is kept at its input position (no symmetrisation), so both paths
     give the same cell up to the choice of primitive basis. moyopy measured 0.75 ms per COD CIF
-    against spglib's 3.6 ms (CPU, the 95 shipped COD CIFs); where it fails, spglib decides.
+    against spglib's 3.6 ms (CPU, the 95 shipped COD CIFs); where it fails, spglib decides. It is
+    off by default (:data:`FAST_SYMMETRY`).
     """
     numbers = _species_numbers(cell.species)
     result = None
     if reader == "fast" and FAST_SYMMETRY == "moyopy":
         try:
             result = _moyopy_primitive(cell, numbers)
-        except Exception:  # moyopy gave up (or disagreed with itself): the reference search decides
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException:  # moyopy gave up, or panicked (pyo3's PanicException is no Exception): spglib decides
             logger.debug("moyopy failed; using spglib", exc_info=True)
     if result is None:
         result = _spglib_primitive(cell, numbers)
