@@ -155,6 +155,24 @@ def test_baselines_are_permutation_invariant_and_zero_on_identical_structures(sp
         assert np.linalg.norm(x[0] - x[3]) > 0, descriptor.name  # strain is seen
 
 
+def test_chgnet_baseline_is_opt_in_and_explains_itself_when_missing(spinel, nacl):
+    """CHGNet's crystal features are not a default baseline; asked for without the package, the error says
+    what to install; with it, one 64-d row per structure that tells two materials apart."""
+    import importlib.util
+
+    from matconcept.training.evaluation.baselines import DEFAULT_BASELINES, make_baselines
+
+    assert "chgnet" not in DEFAULT_BASELINES
+    if importlib.util.find_spec("chgnet") is None:
+        with pytest.raises(ValueError, match="pip install chgnet"):
+            make_baselines(["chgnet"])
+        return
+    (chgnet,) = make_baselines(["chgnet"])
+    x = chgnet.featurize([spinel, nacl, spinel.copy()])
+    assert x.shape == (3, 64) and np.isfinite(x).all()
+    assert np.linalg.norm(x[0] - x[2]) < 1e-6 < np.linalg.norm(x[0] - x[1])
+
+
 def test_embedding_robustness_on_real_structures(random_model, spinel, nacl, batio3):
     """CGCNN's mean pooling makes the crystal embedding blind to site order and supercells."""
     from matconcept.encoders.embedder import Embedder

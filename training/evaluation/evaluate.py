@@ -21,7 +21,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from tqdm import tqdm
 
-from matconcept.training.evaluation.baselines import BASELINES, make_baselines
+from matconcept.training.evaluation.baselines import DEFAULT_BASELINES, make_baselines
 from matconcept.training.evaluation.items import EvalItem, subsample
 from matconcept.training.evaluation.metrics import NeighbourQuality, cross_modal_retrieval, neighbour_quality
 from matconcept.training.evaluation.probes import ProbeResult, few_shot_probe
@@ -54,7 +54,7 @@ class EvaluationConfig(BaseModel):
 
     max_k: int = Field(default=10, ge=1, description="retrieval curve length (top-1..top-max_k)")
     ks: list[int] = Field(default=[1, 5, 10, 20, 50], description="k of precision@k")
-    baselines: list[str] = Field(default_factory=lambda: list(BASELINES))
+    baselines: list[str] = Field(default_factory=lambda: list(DEFAULT_BASELINES))
     baseline_limit: int | None = Field(default=1000, ge=2, description="items compared with the baselines")
     robustness_sample: int = Field(default=30, ge=0, description="structures perturbed")
     robustness_max_sites: int = Field(default=16, ge=1, description="largest primitive cell perturbed")
