@@ -5,10 +5,11 @@ Two fusions, selectable so they can be measured against each other on labelled f
 - ``rrf``: reciprocal rank fusion, ``Σ w / (k + rank)`` over the two candidate lists. The engines do
   it themselves (Qdrant's query API: one prefetch per notion, then ``Fusion.Rrf``);
   :func:`rrf_fuse` is the same rule in our code, for labelling hits and for engines without it.
-- ``zscore``: a weighted sum of per-query z-scored distances. Each notion's distances are
-  standardised over that notion's own candidate list (so a 1024-d concept distance and a 128-d
-  structure distance become comparable), every candidate of either list gets both distances, and
-  the fused score is ``-(w_c z_c + w_s z_s)`` (higher is better).
+- ``zscore``: a weighted sum of per-query z-scored distances
+  (:func:`matconcept.encoders.fusion.zscore_distance`, the rule ``evaluate-notions`` measures). Every
+  candidate of either list gets both distances, each notion's are standardised over those candidates
+  (so a 1024-d concept distance and a 128-d structure distance become comparable), and the fused
+  score is ``-(w_c z_c + w_s z_s)`` (higher is better).
 
 Each fused hit names the notion that ranked it higher (its ``distance`` is in that notion) and the
 fusion that produced it.
@@ -77,32 +78,33 @@ def zscore_fuse(
     distances: Mapping[str, Mapping[str, float]],
     options: HybridOptions,
 ) -> list[Fused]:
-    """Weighted sum of per-query z-scored distances; best first.
+    """Weighted sum of per-query z-scored distances over the candidates; best first.
+
+    The rule of :func:`matconcept.encoders.fusion.zscore_distance` (what ``evaluate-notions`` measures),
+    applied to the union of the notions' candidate lists: every candidate's distance in each notion is
+    standardised over the union, so the only difference from the evaluation is the candidate set.
 
     Args:
-        lists: (key, distance) candidates per notion; their distances set each notion's mean and spread.
+        lists: (key, distance) candidates per notion, nearest first.
         distances: notion → key → distance for every candidate of either list (the union), so a
             candidate found by one notion is still scored by the other.
     """
+    from matconcept.encoders.fusion import zscore_distance
+
     weights = options.weights()
-    stats = {}
-    for notion, items in lists.items():
-        d = np.asarray([dist for _, dist in items], dtype=np.float64)
-        mean = float(d.mean()) if d.size else 0.0
-        std = float(d.std()) if d.size > 1 else 0.0
-        stats[notion] = (mean, std if std > 1e-12 else 1.0)
-    keys = dict.fromkeys(k for items in lists.values() for k, _ in items)
-    out = []
-    for key in keys:
-        total, best = 0.0, None
-        for notion, (mean, std) in stats.items():
-            dist = distances[notion].get(key)
-            if dist is None:
-                continue
-            term = weights.get(notion, 1.0) * (dist - mean) / std
-            total += term
-            if best is None or term < best[0]:
-                best = (term, notion, dist)
-        assert best is not None
-        out.append(Fused(key=key, score=-total, notion=best[1], distance=best[2]))
-    return sorted(out, key=lambda f: -f.score)
+    notions = list(lists)
+    keys = [k for k in dict.fromkeys(k for items in lists.values() for k, _ in items)]
+    if not keys:
+        return []
+    arrays = [np.asarray([distances[n].get(k, np.inf) for k in keys], dtype=np.float64) for n in notions]
+    terms = np.stack([zscore_distance([d], [weights.get(n, 1.0)]) for n, d in zip(notions, arrays, strict=True)])
+    total = terms.sum(axis=0)
+    best = terms.argmin(axis=0)
+    return sorted(
+        (
+            Fused(key=k, score=float(-total[i]), notion=notions[best[i]], distance=float(arrays[best[i]][i]))
+            for i, k in enumerate(keys)
+            if np.isfinite(total[i])
+        ),
+        key=lambda f: -f.score,
+    )
