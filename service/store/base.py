@@ -246,7 +246,7 @@ class VectorStore(ABC):
     def _distances(self, material_ids: list[str], vectors: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
         """notion → material id → Euclidean distance of the stored vector to the query's."""
         out: dict[str, dict[str, float]] = {name: {} for name in HYBRID_NOTIONS}
-        for record in self._retrieve(material_ids, ["material_id"], True):
+        for record in self._retrieve(material_ids, ["material_id"], list(HYBRID_NOTIONS)):  # type: ignore[arg-type]
             for name in HYBRID_NOTIONS:
                 stored = (record.vector or {}).get(name)
                 if stored is not None:
