@@ -392,7 +392,7 @@ def test_structure_vector_and_hybrid_fusions(tmp_path, points, store):
         mid = query.payload.material_id
         assert s.search(query.structure_type, using="structure", k=1)[0].material_id == mid
         vectors = {"crystal": query.crystal, "structure": query.structure_type}
-        options = HybridOptions(depth=20)
+        options = HybridOptions(fusion="rrf", structure_weight=0.5, depth=20)
         fused = s.hybrid_search(vectors, k=10, options=options)
         lists = {n: [(h.material_id, h.distance) for h in s.search(vectors[n], using=n, k=20)] for n in vectors}
         ours = {f.key: f.score for f in rrf_fuse(lists, options)}

@@ -211,7 +211,9 @@ def hit_from_pb(m: pb.Hit) -> Hit:
 
 def hybrid_options_from_pb(m: pb.HybridOptions) -> HybridOptions:
     values: dict = {name: getattr(m, name) for name in _HYBRID_OPTIONAL if m.HasField(name)}
-    return HybridOptions(fusion=_FUSION_NAMES.get(m.fusion, "rrf"), **values)
+    if m.fusion != pb.FUSION_UNSPECIFIED:
+        values["fusion"] = _FUSION_NAMES[m.fusion]
+    return HybridOptions(**values)
 
 
 def hybrid_options_to_pb(o: HybridOptions) -> pb.HybridOptions:

@@ -104,14 +104,14 @@ def add_parsers(subparsers: SubParsers) -> None:
     s.add_argument(
         "--fusion",
         choices=["rrf", "zscore"],
-        default="rrf",
-        help="with --using hybrid: rank fusion or z-scored distances",
+        default=None,
+        help="with --using hybrid: rank fusion or z-scored distances (default zscore, the measured best)",
     )
     s.add_argument(
         "--structure-weight",
         type=float,
-        default=0.5,
-        help="with --using hybrid: weight of the structure notion, 0..1 (the concept gets 1 - it)",
+        default=None,
+        help="with --using hybrid: weight of the structure notion, 0..1 (the concept gets 1 - it; default 0.8)",
     )
     s.add_argument("--exact", action="store_true", help="exact search even where HNSW is built")
     add_output_format_option(s)
@@ -317,7 +317,8 @@ def _hybrid_options(args: argparse.Namespace):
     from matconcept.service.store.hybrid import HybridOptions
 
     try:
-        return HybridOptions(fusion=args.fusion, structure_weight=args.structure_weight)
+        chosen = {"fusion": args.fusion, "structure_weight": args.structure_weight}
+        return HybridOptions(**{k: v for k, v in chosen.items() if v is not None})
     except ValueError as exc:
         raise CliError(f"--structure-weight: {args.structure_weight} is not between 0 and 1") from exc
 

@@ -33,15 +33,18 @@ class HybridOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    fusion: Fusion = Field(default="rrf", description="rrf (rank fusion) or zscore (weighted z-scored distances)")
+    # The defaults are the best of what was measured on held-out real families (matconcept evaluate-notions:
+    # mean R-precision over structure-type and concept families 0.598 for zscore at structure weight 0.8;
+    # 0.592 / 0.579 / 0.559 at 0.7 / 0.6 / 0.5; 0.445 for rrf).
+    fusion: Fusion = Field(default="zscore", description="rrf (rank fusion) or zscore (weighted z-scored distances)")
     structure_weight: float = Field(
-        default=0.5, ge=0.0, le=1.0, description="weight of the structure notion; the concept notion gets 1 - it"
+        default=0.8, ge=0.0, le=1.0, description="weight of the structure notion; the concept notion gets 1 - it"
     )
     depth: int = Field(default=100, ge=1, le=10_000, description="candidates taken from each notion before fusing")
     rrf_k: int = Field(default=60, ge=1, le=10_000, description="the k of reciprocal rank fusion (1 / (k + rank))")
 
     def weights(self) -> dict[str, float]:
-        """Per-notion weights summing to 2, so the default (equal) weights are 1 each: plain RRF."""
+        """Per-notion weights summing to 2, so equal weights (structure_weight 0.5) are 1 each: plain RRF."""
         return {"crystal": 2.0 * (1.0 - self.structure_weight), "structure": 2.0 * self.structure_weight}
 
 
