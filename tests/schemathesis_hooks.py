@@ -117,6 +117,13 @@ def _json_body(path: str, body: dict, dim: int | None) -> dict:
     # No query given (the coverage phase varies one other field at a time): the cheapest query, a vector
     # (search) or a pattern (map); a structure costs the embedder ~0.5 s and there are hundreds of these.
     keep = given[0] if given else "vector" if "vector" in fields and dim else "pattern"
+    if path == "/v1/search":
+        # The notions' relations, which the schema cannot state: hybrid options go with using hybrid only,
+        # and the structure notion (alone or fused) needs a structure query, not a pattern or a crystal-sized vector.
+        if body.get("using") != "hybrid":
+            body.pop("hybrid", None)
+        if body.get("using") in ("structure", "hybrid") and keep in ("pattern", "vector"):
+            keep = "structure"
     for field in fields:
         if field != keep:
             body.pop(field, None)
@@ -134,6 +141,11 @@ def _json_body(path: str, body: dict, dim: int | None) -> dict:
 
 
 def _form_body(body: dict) -> dict:
+    if "using" in body:  # a search form: the same notion relations as a JSON search
+        if body.get("using") != "hybrid":
+            body.pop("hybrid", None)
+        if body.get("using") in ("structure", "hybrid"):
+            body["kind"] = "structure"
     pattern = body.get("kind") == "pattern"
     body["file"] = _files()["xy" if pattern else "cif"].encode()
     if body.get("wavelength") is not None:

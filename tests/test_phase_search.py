@@ -169,7 +169,7 @@ def test_a_store_made_before_fingerprints_keeps_working(tmp_path, monkeypatch, b
     from matconcept.service.store.structures import StoredStructure
 
     with monkeypatch.context() as patch:
-        patch.setattr(edge, "vector_sizes", lambda dim: {"crystal": dim, "xrd": dim})
+        patch.setattr(edge, "vector_sizes", lambda dim, structure_dim=None: {"crystal": dim, "xrd": dim})
         with edge.EdgeStore(tmp_path / "old", "mc-test", 8):
             pass
     payload = payload_from_parsed(from_structure(batio3, "BaTiO3"), "user", "BaTiO3", "h")

@@ -257,7 +257,7 @@ def test_uploaded_cif_is_compared_with_its_hits(open_page, stored, service, tmp_
     assert [m for m, _ in listed] == [h["material_id"] for h in answer["hits"]] and len(listed) == TOP_K
     assert listed[0][0] == material_id and listed[0][1] < 1e-3
     assert [d for _, d in listed] == sorted(d for _, d in listed)
-    assert "structure embedding" in page.inner_text("#hits-title")
+    assert "concept embedding" in page.inner_text("#hits-title")  # the default notion: the crystal encoder
 
     # The nearest hit is compared: both structures drawn by 3Dmol.js with every atom of their cells ...
     hooks = _hooks(page)
