@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pymatgen.core import Element, Structure
 from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
-from torch_geometric.utils import scatter
+from torch_geometric.nn import global_max_pool, global_mean_pool
 
 from matconcept.encoders.cgcnn import CGCNNConv, GaussianDistance, mlp_head
 
@@ -143,12 +143,6 @@ class StructureTypeEncoder(nn.Module):
         x = self.embed(data.type_x)
         for conv in self.convs:
             x = conv(x, data.type_edge_index, edge_attr)
-        batch = getattr(data, "batch", None)
-        if batch is None:
-            batch = torch.zeros(x.shape[0], dtype=torch.int64, device=x.device)
-        size = int(batch.max()) + 1 if batch.numel() else 0
-        pooled = torch.cat(
-            [scatter(x, batch, 0, dim_size=size, reduce="mean"), scatter(x, batch, 0, dim_size=size, reduce="max")],
-            dim=-1,
-        )
+        batch = getattr(data, "batch", None)  # None: one graph, which PyG's pools handle
+        pooled = torch.cat([global_mean_pool(x, batch), global_max_pool(x, batch)], dim=-1)
         return F.normalize(self.head(pooled), dim=-1)
