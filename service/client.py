@@ -139,7 +139,7 @@ class MatconceptClient:
         vector: list[float] | None = None,
         top_k: int = 10,
         filters: Any = None,
-        using: str = "crystal",
+        using: str | None = None,
         exact: bool = False,
         wavelength: str | float | None = None,
         pattern_options: PatternSearchOptions | dict | None = None,
@@ -155,8 +155,10 @@ class MatconceptClient:
 
         ``using``: ``crystal`` (the concept), ``structure`` (the structure type, any chemistry), ``xrd``,
         or ``hybrid`` (concept and structure neighbours fused; ``hybrid``:
-        :class:`~matconcept.service.store.hybrid.HybridOptions`, e.g. ``{"fusion": "zscore"}``). Each hit
-        says which notion (``notion``) and which fusion (``fusion``, ``score``) produced it.
+        :class:`~matconcept.service.store.hybrid.HybridOptions`, e.g. ``{"fusion": "zscore"}``). None: the
+        measured best for the query, ``hybrid`` for a structure or a stored id where the model has the
+        structure-type encoder, else ``crystal``; the result's ``using`` names it. Each hit says which
+        notion (``notion``) and which fusion (``fusion``, ``score``) produced it.
         """
         options = None
         if pattern is not None:

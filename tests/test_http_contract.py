@@ -287,6 +287,11 @@ def test_search_form_fields_and_pattern_uploads(url, stored, cifs):
     xy = "\n".join(f"{t:.3f} {i:.6f}" for t, i in zip(settings.bin_centres(), pattern, strict=True)).encode()
     r = requests.post(f"{url}/v1/search", files={"file": ("scan.xy", xy)}, data={"using": "xrd", "top_k": "2"})
     assert r.status_code == 200 and r.json()["hits"][0]["material_id"] == material_id, r.text
+    # No using: a pattern and a raw vector are searched by the concept (crystal), the answer says so.
+    r = requests.post(f"{url}/v1/search", files={"file": ("scan.xy", xy)}, data={"top_k": "2"})
+    assert r.status_code == 200 and r.json()["using"] == "crystal", r.text
+    r = requests.post(f"{url}/v1/search", json={"vector": [0.0] * DIM, "top_k": 1})
+    assert r.status_code == 200 and r.json()["using"] == "crystal" and r.json()["hits"][0]["notion"] == "crystal"
     r = requests.post(f"{url}/v1/embed", files={"file": ("scan.dat", xy)})
     assert r.status_code == 200 and r.json()["crystal"] is None and len(r.json()["xrd"]) == DIM
     r = requests.post(f"{url}/v1/search", files={"file": ("scan.xy", xy)}, data={"kind": "structure"})
@@ -571,6 +576,9 @@ OTHERS = {
 }
 
 
+KINDS = ("json", "multipart")
+
+
 def test_search_by_notion_structure_finds_the_other_wurtzites_first(url, client, stored, tmp_path):
     """A stored wurtzite searched with ``using: structure`` over HTTP (JSON and multipart) and gRPC finds the
     other wurtzites of different chemistry before anything else (zinc blendes, rock salt, the COD CIFs);
@@ -601,8 +609,17 @@ def test_search_by_notion_structure_finds_the_other_wurtzites_first(url, client,
         by_id = client.search(material_id="wz:ZnO", using="structure", top_k=5)
         assert by_id.using == "structure" and {h.material_id for h in by_id.hits} == wurtzites
         assert all(h.notion == "structure" for h in by_id.hits)
-        concept = client.search(structure=query, top_k=3)
+        concept = client.search(structure=query, using="crystal", top_k=3)
         assert concept.hits[0].material_id == "wz:ZnO" and concept.hits[0].notion == "crystal"
+        # No using (absent, null, gRPC VECTOR_SPACE_UNSPECIFIED): the measured best for a structure or a stored
+        # id, hybrid with the default zscore fusion, named in the answer and on every hit.
+        defaults = [requests.post(f"{url}/v1/search", **_structure_body(kind, query, top_k=5)).json() for kind in KINDS]
+        defaults.append(requests.post(f"{url}/v1/search", json={"material_id": "wz:ZnO", "using": None}).json())
+        defaults += [client.search(structure=query, top_k=5), client.search(material_id="wz:ZnO", top_k=5)]
+        for default in [d if isinstance(d, dict) else d.model_dump() for d in defaults]:
+            assert default["using"] == "hybrid" and default["hits"][0]["material_id"] == "wz:ZnO", default
+            assert {h["fusion"] for h in default["hits"]} == {"zscore"}
+            assert {h["notion"] for h in default["hits"]} <= {"crystal", "structure"}
         for fusion in ("rrf", "zscore"):
             fused = client.search(material_id="wz:ZnO", using="hybrid", hybrid={"fusion": fusion}, top_k=5)
             assert fused.hits[0].material_id == "wz:ZnO", fusion

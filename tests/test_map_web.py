@@ -335,11 +335,15 @@ def test_clicking_a_point_lists_its_neighbours(page, stored, service):
     page.wait_for_selector("#map .hoverlayer .hovertext", timeout=WAIT_MS)
     tooltip = page.text_content("#map .hoverlayer .hovertext")  # SVG: no innerText
     assert material_id in tooltip and points["source"][index] in tooltip
-    # Click: its neighbours (POST /v1/search), itself first, listed and drawn.
-    _act(page, lambda: page.mouse.click(at[0], at[1]))
+    # Click: its neighbours (POST /v1/search), itself first, listed and drawn. No notion picked: the request
+    # names none and the service searches by its default for a stored id, hybrid, ranked by fused score.
+    with page.expect_response(lambda r: r.url.endswith("/v1/search")) as answer:
+        _act(page, lambda: page.mouse.click(at[0], at[1]))
+    assert "using" not in answer.value.request.post_data_json and answer.value.json()["using"] == "hybrid"
+    scores = [h["score"] for h in answer.value.json()["hits"]]
     listed = _neighbours(page)
     assert len(listed) == TOP_K and listed[0][0] == material_id and listed[0][1] < 1e-3
-    assert [d for _, d in listed] == sorted(d for _, d in listed)
+    assert scores == sorted(scores, reverse=True)
     assert _trace(page, "neighbours")["n"] == TOP_K
     assert _trace(page, "selected") == {"x": [points["x"][index]], "y": [points["y"][index]], "n": 1}
     # The notion selector: the same point's neighbours by structure type, then fused (issue 13), itself first.
@@ -350,7 +354,12 @@ def test_clicking_a_point_lists_its_neighbours(page, stored, service):
         listed = _neighbours(page)
         assert len(listed) == TOP_K and listed[0][0] == material_id
         assert {h["notion"] for h in answer.value.json()["hits"]} <= {"crystal", "structure"}
-    page.select_option("#neighbour-using", "crystal")
+    # By concept alone: one notion, so the distances are sorted.
+    with page.expect_response(lambda r: r.url.endswith("/v1/search")) as answer:
+        _act(page, lambda: page.select_option("#neighbour-using", "crystal"))
+    assert answer.value.request.post_data_json["using"] == "crystal"
+    listed = _neighbours(page)
+    assert listed[0][0] == material_id and [d for _, d in listed] == sorted(d for _, d in listed)
 
 
 def test_a_bad_upload_shows_the_services_message(page, tmp_path):

@@ -252,12 +252,16 @@ def test_uploaded_cif_is_compared_with_its_hits(open_page, stored, service, tmp_
     page = open_page("/")
     answer = _upload(page, path)
 
-    # Hits: ranked by distance, the file itself first (it is stored), with the notion used.
+    # Hits: ranked best first, the file itself first (it is stored), with the notion used. The page sends no
+    # `using`: the service's default for a structure, concept and structure type fused (issue 13), ranks by
+    # fused score, each hit's distance in the notion that ranked it higher.
     listed = _listed(page)
     assert [m for m, _ in listed] == [h["material_id"] for h in answer["hits"]] and len(listed) == TOP_K
     assert listed[0][0] == material_id and listed[0][1] < 1e-3
-    assert [d for _, d in listed] == sorted(d for _, d in listed)
-    assert "concept embedding" in page.inner_text("#hits-title")  # the default notion: the crystal encoder
+    assert answer["using"] == "hybrid" and {h["fusion"] for h in answer["hits"]} == {"zscore"}
+    scores = [h["score"] for h in answer["hits"]]
+    assert scores == sorted(scores, reverse=True)
+    assert "concept and structure type, fused (the default" in page.inner_text("#hits-title")
 
     # The nearest hit is compared: both structures drawn by 3Dmol.js with every atom of their cells ...
     hooks = _hooks(page)

@@ -43,7 +43,8 @@ def _search(capsys, db, *args: str) -> tuple[int, str, str]:
 
 
 def test_search_by_cif_file_prints_a_table(capsys, db):
-    code, out, _ = _search(capsys, db, str(cod_cif("BaTiO3_cubic")), "--top-k", "4")
+    # One notion, so the distances are in one space and sorted (the default, hybrid, ranks by fused score).
+    code, out, _ = _search(capsys, db, str(cod_cif("BaTiO3_cubic")), "--top-k", "4", "--using", "crystal")
     assert code == 0
     rows = [line.split() for line in out.splitlines()[2:]]
     assert len(rows) == 4 and [r[0] for r in rows] == ["1", "2", "3", "4"]
@@ -204,3 +205,14 @@ def test_search_by_notion(capsys, db, tmp_path, random_model):
     assert code != 0 and f"model {bare} has no structure-type encoder" in err
     code, _, err = _search(capsys, db, "--xrd", str(tmp_path / "x.xy"), "--using", "hybrid")
     assert code != 0 and "not hybrid" in err
+    # No --using: the measured best, hybrid (zscore) for a CIF or a stored id on a model with structure types;
+    # on one without, crystal (so the bare model gets as far as its empty store); --fusion alone asks to fuse.
+    for query in (str(cod_cif("BaTiO3_cubic")), "cod:2100862"):
+        code, out, _ = _search(capsys, db, query, "--top-k", "5", "--json")
+        result = json.loads(out)
+        assert code == 0 and result["using"] == "hybrid" and result["hits"][0]["material_id"] == "cod:2100862"
+        assert {h["fusion"] for h in result["hits"]} == {"zscore"}
+    code, out, _ = _search(capsys, db, "cod:2100862", "--fusion", "rrf", "--top-k", "3", "--json")
+    assert code == 0 and {h["fusion"] for h in json.loads(out)["hits"]} == {"rrf"}
+    code, _, err = _search(capsys, db, "cod:2100862", "--model", str(tmp_path / "bare"))
+    assert code == 2 and "structure-type encoder" not in err and "nothing stored for model" in err

@@ -111,6 +111,80 @@ def test_structure_notion_on_a_model_without_a_structure_encoder_is_a_clear_400(
         SearchQuery(material_id="cod:1", hybrid={"fusion": "rrf"})
 
 
+@pytest.mark.parametrize(
+    ("kind", "has_structure_type", "expected"),
+    [
+        ("structure", True, "hybrid"),
+        ("material_id", True, "hybrid"),
+        ("pattern", True, "crystal"),
+        ("vector", True, "crystal"),
+        ("structure", False, "crystal"),
+        ("material_id", False, "crystal"),
+        ("pattern", False, "crystal"),
+    ],
+)
+def test_the_default_notion_is_the_measured_best_where_it_applies(kind, has_structure_type, expected):
+    """issue 13: no ``using`` means hybrid (the best on held-out real families) for a structure or a stored id
+    where the model has the structure-type encoder, else crystal; a given ``using`` is kept."""
+    from matconcept.service.app.notions import default_notion, resolve_using
+
+    assert default_notion(kind, has_structure_type=has_structure_type) == expected
+    assert resolve_using(None, kind, has_structure_type=has_structure_type) == expected
+    assert resolve_using("xrd", kind, has_structure_type=has_structure_type) == "xrd"
+
+
+class _Remote:
+    """A Serve handle's method (``handle.name.remote(...)``) answered by a local coroutine."""
+
+    def __init__(self, fn) -> None:
+        self.remote = fn
+
+
+def test_a_search_without_using_resolves_it_and_says_so():
+    """The service's search (no Ray): a structure or a stored id without ``using`` goes to the hybrid search
+    where the model has structure types, to the crystal search where it has not; the result and each hit
+    name the notion searched. The default travels over gRPC as VECTOR_SPACE_UNSPECIFIED."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from matconcept.service.app.core import ServiceAPI
+    from matconcept.service.app.rpc import matconcept_pb2 as pb
+    from matconcept.service.app.schemas import EmbeddedStructure
+
+    hit = Hit(material_id="cod:1000000", distance=0.0, payload=_payload())
+    calls: list[str] = []
+
+    async def embed_structure(s, field):
+        return EmbeddedStructure(crystal=[0.0] * 8, xrd=[0.0] * 8, structure_type=[0.0] * 4)
+
+    async def get(ids, with_vectors):
+        return [SimpleNamespace(vectors={"crystal": [0.0] * 8, "structure": [0.0] * 4})]
+
+    async def search(vector, *, using, **kw):
+        calls.append(using)
+        return [hit]
+
+    async def hybrid_search(vectors, **kw):
+        calls.append("hybrid")
+        return [hit.model_copy(update={"notion": "structure", "fusion": "zscore", "score": 1.0})]
+
+    embedder = SimpleNamespace(embed_structure=_Remote(embed_structure))
+    store = SimpleNamespace(get=_Remote(get), search=_Remote(search), hybrid_search=_Remote(hybrid_search))
+    structure = StructureIn(content="data_x", name="x.cif")
+    queries = [SearchQuery(structure=structure), SearchQuery(material_id="cod:1000000")]
+    for structure_dim, notion in ((4, "hybrid"), (None, "crystal")):
+        service = ServiceAPI(embedder, store, ServiceSettings(), AccessSettings(), "mc-x", 8, structure_dim)
+        for query in queries:
+            calls.clear()
+            result = asyncio.run(service.search(query))
+            assert calls == [notion] and result.using == notion and result.hits[0].notion in ("crystal", "structure")
+            assert (result.hits[0].fusion == "zscore") == (notion == "hybrid")
+        vector = asyncio.run(service.search(SearchQuery(vector=[0.0] * 8)))
+        assert vector.using == "crystal" and vector.hits[0].notion == "crystal"
+    assert convert.search_query_to_pb(queries[1]).using == pb.VECTOR_SPACE_UNSPECIFIED
+    assert convert.search_query_from_pb(pb.SearchRequest(material_id="cod:1")).using is None
+
+
 def test_payload_hit_and_upsert_round_trip():
     hit = Hit(material_id="cod:1000000", distance=0.25, payload=_payload())
     assert convert.hit_from_pb(convert.hit_to_pb(hit)) == hit

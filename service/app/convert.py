@@ -296,7 +296,7 @@ def search_query_from_pb(m: pb.SearchRequest) -> SearchQuery:
         vector=list(m.vector.values) if kind == "vector" else None,
         top_k=m.top_k or DEFAULT_TOP_K,
         filters=filters_from_pb(m.filters) if m.HasField("filters") else None,
-        using=_SPACE_NAMES.get(m.using, "crystal"),
+        using=None if m.using == pb.VECTOR_SPACE_UNSPECIFIED else _SPACE_NAMES.get(m.using),  # unset: the default
         exact=m.exact,
         pattern_options=pattern_options_from_pb(m.pattern_options) if m.HasField("pattern_options") else None,
         hybrid=hybrid_options_from_pb(m.hybrid) if m.HasField("hybrid") else None,
@@ -304,7 +304,8 @@ def search_query_from_pb(m: pb.SearchRequest) -> SearchQuery:
 
 
 def search_query_to_pb(q: SearchQuery) -> pb.SearchRequest:
-    m = pb.SearchRequest(top_k=q.top_k, using=_SPACES[q.using], exact=q.exact)
+    using = pb.VECTOR_SPACE_UNSPECIFIED if q.using is None else _SPACES[q.using]
+    m = pb.SearchRequest(top_k=q.top_k, using=using, exact=q.exact)
     if q.structure is not None:
         m.structure.CopyFrom(structure_to_pb(q.structure))
     elif q.pattern is not None:

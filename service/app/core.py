@@ -14,6 +14,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from matconcept.service.app.notions import query_kind, resolve_using
 from matconcept.service.app.phase_search import PatternSearchOptions, PatternSummary
 from matconcept.service.app.schemas import (
     DeleteQuery,
@@ -288,8 +289,15 @@ class ServiceAPI:
         vectors, summary = await self._query_vectors(q, (using,))
         return vectors[using], summary
 
+    def resolved_using(self, q: SearchQuery) -> str:
+        """The notion ``q`` is searched by: its ``using``, or the default for its kind of query
+        (:func:`~matconcept.service.app.notions.resolve_using`: hybrid for a structure or a stored id where
+        the model has the structure-type encoder, else crystal)."""
+        return resolve_using(q.using, query_kind(q), has_structure_type=self.structure_dim is not None)
+
     async def search(self, q: SearchQuery) -> SearchResult:
         self._check_top_k(q.top_k)
+        q = q.model_copy(update={"using": self.resolved_using(q)})
         self._check_notion(q.using)
         if q.pattern is not None and q.using in ("structure", "hybrid"):
             raise ServiceError(
@@ -330,6 +338,7 @@ class ServiceAPI:
             hits = await self.store.search.remote(
                 xrd, using=q.using, k=q.top_k, filters=q.filters, exact=True if q.exact else None
             )
+            hits = [h.model_copy(update={"notion": q.using}) for h in hits]
             return SearchResult(model_id=self.model_id, using=q.using, hits=hits)
         hits, ranking = await self.store.pattern_search.remote(
             xrd, fingerprint, q.pattern, options, filters=q.filters, top_k=q.top_k, using=q.using, field=field

@@ -116,8 +116,10 @@ class SearchForm(_QueryForm):
     """``POST /v1/search`` as a form: the file is the query."""
 
     top_k: int = Field(default=10, ge=1, description="hits returned; at most the service's max_top_k (1000)")
-    using: VectorName = Field(
-        default="crystal", description="stored vectors compared with the query: crystal, structure, xrd or hybrid"
+    using: VectorName | None = Field(
+        default=None,
+        description="stored vectors compared with the query: crystal, structure, xrd or hybrid; absent: the measured "
+        "best for the file (hybrid for a structure where the model has the structure-type encoder, else crystal)",
     )
     hybrid: HybridText = Field(
         default=None, description='using hybrid: HybridOptions as JSON, e.g. {"fusion": "zscore"}'

@@ -63,11 +63,15 @@ def example(summary: str, value: Any) -> dict[str, Any]:
 
 EXAMPLES: dict[str, dict[str, dict[str, Any]]] = {
     "search": {
-        "structure": example("Neighbours of a CIF (rock salt)", {"structure": NACL, "top_k": 5}),
+        "structure": example(
+            "Neighbours of a CIF (rock salt), by the default notion (hybrid on a model with structure types)",
+            {"structure": NACL, "top_k": 5},
+        ),
         "filtered": example(
             "…among chlorides of at most 10 sites",
             {"structure": NACL, "top_k": 5, "filters": {"elements_all": ["Cl"], "max_sites": 10}},
         ),
+        "by_concept": example("…by the learned concept alone", {"structure": NACL, "top_k": 5, "using": "crystal"}),
         "by_xrd": example("…compared by simulated XRD patterns", {"structure": NACL, "top_k": 5, "using": "xrd"}),
         "by_structure_type": example(
             "…of the same structure type, any chemistry", {"structure": NACL, "top_k": 5, "using": "structure"}

@@ -178,10 +178,12 @@ class SearchQuery(_Request):
     vector: list[VectorValue] | None = Field(default=None, description="a vector of the model's dimension")
     top_k: int = Field(default=10, ge=1, description="hits returned; at most the service's max_top_k (1000)")
     filters: SearchFilters | None = None
-    using: VectorName = Field(
-        default="crystal",
+    using: VectorName | None = Field(
+        default=None,
         description="stored vectors compared with the query: crystal (concept), structure (structure type), xrd, "
-        "or hybrid (concept and structure fused)",
+        "or hybrid (concept and structure fused). Absent or null: the measured best for the query, hybrid for a "
+        "structure or a stored id where the model has the structure-type encoder, else crystal (a pattern, a "
+        "vector); the result's using names the one chosen",
     )
     hybrid: HybridOptions | None = Field(default=None, description="using hybrid: the fusion (rrf or zscore)")
     exact: bool = False
@@ -202,7 +204,7 @@ class SearchQuery(_Request):
 
 class SearchResult(BaseModel):
     model_id: str
-    using: VectorName
+    using: VectorName = Field(description="the notion searched: the query's, or the default it resolved to")
     hits: list[Hit] = Field(description="nearest first; best match first for a re-ranked pattern search")
     query_structure: StructureSummary | None = None
     phases: list[Phase] = Field(default_factory=list, description="a re-ranked pattern search: the phases found")

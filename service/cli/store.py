@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from matconcept.service.app.notions import QueryKind, resolve_using
 from matconcept.service.cli.common import (
     CliError,
     SubParsers,
@@ -97,21 +98,24 @@ def add_parsers(subparsers: SubParsers) -> None:
     s.add_argument(
         "--using",
         choices=["crystal", "structure", "xrd", "hybrid"],
-        default="crystal",
-        help="stored vectors to search: crystal (the concept; default; cross-modal for --xrd), structure (the "
-        "structure type, any chemistry), xrd, or hybrid (concept and structure neighbours fused)",
+        default=None,
+        help="stored vectors to search: crystal (the concept; cross-modal for --xrd), structure (the structure "
+        "type, any chemistry), xrd, or hybrid (concept and structure neighbours fused). Default: the measured "
+        "best, hybrid for a CIF or a stored id where the model has the structure-type encoder, else crystal",
     )
     s.add_argument(
         "--fusion",
         choices=["rrf", "zscore"],
         default=None,
-        help="with --using hybrid: rank fusion or z-scored distances (default zscore, the measured best)",
+        help="with --using hybrid (given without --using, implies it): rank fusion or z-scored distances "
+        "(default zscore, the measured best)",
     )
     s.add_argument(
         "--structure-weight",
         type=float,
         default=None,
-        help="with --using hybrid: weight of the structure notion, 0..1 (the concept gets 1 - it; default 0.8)",
+        help="with --using hybrid (given without --using, implies it): weight of the structure notion, 0..1 "
+        "(the concept gets 1 - it; default 0.8)",
     )
     s.add_argument("--exact", action="store_true", help="exact search even where HNSW is built")
     add_output_format_option(s)
@@ -244,6 +248,8 @@ def run_search(args: argparse.Namespace) -> int:
         raise CliError("search needs exactly one of QUERY or --xrd FILE")
     if args.top_k < 1:
         raise CliError(f"--top-k must be at least 1, got {args.top_k}")
+    if args.using is None and (args.fusion is not None or args.structure_weight is not None):
+        args.using = "hybrid"  # fusion options ask for a fused search
     if args.xrd is not None and args.using in ("structure", "hybrid"):
         raise CliError(f"--xrd searches crystal or xrd vectors, not {args.using}")
     filters = parse_filters(args.filter)
@@ -260,6 +266,7 @@ def _search_local(args: argparse.Namespace, filters: SearchFilters | None) -> in
 
     settings = store_settings(args.db)
     embedder = open_embedder(args.model, args.device)
+    args.using = resolve_using(args.using, _query_kind(args), has_structure_type=embedder.has_structure_type)
     _check_notions(embedder, ("crystal", "structure") if args.using == "hybrid" else (args.using,))
     collection = settings.db_dir / settings.collection_name(embedder.model_id)
     if not settings.qdrant_url and not collection.exists():
@@ -307,10 +314,18 @@ def _search_pattern_local(
     on_grid, query = measured_query(read.two_theta, read.intensity, options, str(args.xrd))
     vector = embedder.embed_patterns(on_grid.pattern[None, :])[0]
     if not options.rerank:
-        return store.search(vector, using=args.using, k=args.top_k, filters=filters, exact=args.exact or None), []
+        hits = store.search(vector, using=args.using, k=args.top_k, filters=filters, exact=args.exact or None)
+        return [h.model_copy(update={"notion": args.using}) for h in hits], []
     first = first_stage(store, vector, query_fingerprint(query), options, filters=filters, using=args.using)
     hits, ranking = second_stage(query, first, options, args.top_k)
     return hits, ranking.phases
+
+
+def _query_kind(args: argparse.Namespace) -> QueryKind:
+    """What the query is, for the default notion: a pattern (--xrd), a structure file, or a stored id."""
+    if args.xrd is not None:
+        return "pattern"
+    return "structure" if Path(args.query).is_file() else "material_id"
 
 
 def _hybrid_options(args: argparse.Namespace):

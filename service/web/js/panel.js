@@ -83,8 +83,10 @@ export async function selectPoint(index) {
   setStatus(`Finding the neighbours of ${id}…`);
   let answer;
   try {
-    const using = el.neighbourUsing ? el.neighbourUsing.value : "crystal";
-    answer = await postJSON(paths().search, { material_id: id, top_k: TOP_K, using });
+    // No `using` unless one is picked: the service searches by the measured best for an id (its answer says which).
+    const body = { material_id: id, top_k: TOP_K };
+    if (el.neighbourUsing && el.neighbourUsing.value) body.using = el.neighbourUsing.value;
+    answer = await postJSON(paths().search, body);
   } catch (e) {
     if (token === state.token) {
       hooks.busy = false;

@@ -30,7 +30,11 @@ export function detailRows(hit, using) {
   const p = hit.payload || {};
   const rows = [
     ["Material", `${link(materialUrl(paths().material, hit.material_id), hit.material_id)}`],
-    ["Distance", `${formatDistance(hit.distance)} <span class="muted">(${escapeHtml(using)} vectors)</span>`],
+    // A fused (hybrid) hit's distance is in the notion that ranked it higher.
+    [
+      "Distance",
+      `${formatDistance(hit.distance)} <span class="muted">(${escapeHtml(hit.notion || using)} vectors)</span>`,
+    ],
     ["Formula", formulaHtml(p.formula)],
   ];
   if (p.mineral) rows.push(["Mineral", escapeHtml(p.mineral)]);

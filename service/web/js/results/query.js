@@ -10,7 +10,7 @@ import { normaliseElement } from "../format.js";
 import { el } from "./state.js";
 
 export const DEFAULT_OPTIONS = {
-  using: "crystal",
+  using: "", // none: the service picks the measured best for the query and names it in the answer
   top_k: 10,
   elements_all: [],
   elements_none: [],

@@ -24,7 +24,8 @@ function remember(push) {
 }
 
 function searchBody(options) {
-  const body = { top_k: options.top_k, using: options.using };
+  const body = { top_k: options.top_k };
+  if (options.using) body.using = options.using; // none: the service's default for the query
   const filters = filtersOf(options);
   if (filters) body.filters = filters;
   return body;
@@ -82,7 +83,7 @@ export async function runQuery(query, options, { push = false, hit = null } = {}
       form.append("file", file, file.name);
       const body = searchBody(options);
       form.append("top_k", String(body.top_k));
-      form.append("using", body.using);
+      if (body.using) form.append("using", body.using);
       if (body.filters) form.append("filters", JSON.stringify(body.filters));
       setStatus(`Uploading ${file.name}…`);
       setProgress(0);
@@ -126,13 +127,14 @@ function showHits(resolved, answer, wanted) {
   if (resolved.file) {
     who = s ? `${formulaHtml(s.formula)} <span>(${escapeHtml(resolved.file.name)})</span>` : `<b>${who}</b>`;
   }
-  const notion = NOTIONS[answer.using] || answer.using;
+  const notion = (NOTIONS[answer.using] || answer.using) + (state.options.using ? "" : " (the default for this query)");
+  const measure = answer.using === "hybrid" ? "ranked by fused score" : "Euclidean distance";
   const filtered = filtersOf(state.options) ? " · filtered" : "";
   const unshared = resolved.file
     ? "<br><span>The file stays in your browser: the address keeps the options only.</span>"
     : "";
   renderHits(
-    `${hits.length} nearest to <b>${who}</b><br><span>by ${escapeHtml(notion)}, Euclidean distance${filtered}</span>` +
+    `${hits.length} nearest to <b>${who}</b><br><span>by ${escapeHtml(notion)}, ${measure}${filtered}</span>` +
       unshared,
     hits,
     (h) => selectHit(h, () => remember(false)),
