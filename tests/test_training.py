@@ -66,6 +66,27 @@ def test_triplet_loss_matches_a_loop(scale):
     assert got == pytest.approx(want, rel=1e-5, abs=1e-6)
 
 
+def test_triplet_loss_with_groups_draws_negatives_from_other_groups_only():
+    gen = torch.Generator().manual_seed(3)
+    b = 28
+    xrd = torch.randn(b, 6, generator=gen)
+    crystal = xrd + 0.7 * torch.randn(b, 6, generator=gen)
+    groups = torch.randint(0, 5, (b,), generator=gen)
+    scores = torch.rand(2, b, b, generator=gen)
+    got = float(triplet_loss(xrd, crystal, margin=1.0, scores=scores, groups=groups))
+    d = torch.cdist(xrd, crystal).double().numpy()
+    g = groups.numpy()
+    ok = g[None] != g[:, None]
+    pos, valid, s = np.diag(d), np.ones(b, bool), scores.numpy()
+    want = 0.5 * (
+        _reference_direction(d, pos, ok, valid, 1.0, s[0]) + _reference_direction(d.T, pos, ok.T, valid, 1.0, s[1])
+    )
+    assert got == pytest.approx(want, rel=1e-5, abs=1e-6)
+    # one group for all: no negative anywhere, so nothing is pushed apart
+    assert float(triplet_loss(xrd, crystal, scores=scores, groups=torch.zeros(b, dtype=torch.long))) == 0.0
+    assert got != pytest.approx(float(triplet_loss(xrd, crystal, margin=1.0, scores=scores)))
+
+
 def test_prototype_loss_matches_a_loop():
     gen = torch.Generator().manual_seed(7)
     b = 30

@@ -7,6 +7,11 @@ draws one uniformly at random and pays :math:`\\max(0, D_{ii} - D_{ij} + m)`; th
 anchors that have a candidate. The crystal→XRD direction does the same on :math:`D^T`, and the two
 directions are averaged (the published code's ``loss = (l1 + l2) / 2``).
 
+With ``groups`` (each row's prototype group), a negative is drawn only among *other* groups: in a
+substitution corpus the violators of the margin are mostly the anchor's own substitution variants,
+and pushing them apart is what splits a structure family by chemistry (issue 17). They are neither
+pushed apart nor pulled together then; the own pair stays the only positive.
+
 The random draw is an argmax of uniform scores over the candidates, so the whole loss is a few
 (B, B) tensor operations and a test can pass the scores to compare with a loop.
 """
@@ -43,6 +48,7 @@ def triplet_loss(
     margin: float = MARGIN,
     scores: Tensor | None = None,
     generator: torch.Generator | None = None,
+    groups: Tensor | None = None,
 ) -> Tensor:
     """Bidirectional triplet loss between paired embeddings (row i of each is one material).
 
@@ -53,6 +59,7 @@ def triplet_loss(
         scores: (2, B, B) uniform scores used to draw the negatives (drawn when None); given by
             tests to compare with a reference loop.
         generator: Random generator for the draw.
+        groups: Prototype group of each row, (B,) int: when given, negatives come from other groups only.
 
     Returns:
         Scalar loss.
@@ -64,8 +71,9 @@ def triplet_loss(
     eye = torch.eye(b, dtype=torch.bool, device=dist.device)
     positive = dist.diagonal()
     always = torch.ones(b, dtype=torch.bool, device=dist.device)
-    forward = _one_direction(dist, positive, always, ~eye, margin, scores[0])
-    backward = _one_direction(dist.T, positive, always, ~eye, margin, scores[1])
+    negative_ok = ~eye if groups is None else groups.unsqueeze(0) != groups.unsqueeze(1)
+    forward = _one_direction(dist, positive, always, negative_ok, margin, scores[0])
+    backward = _one_direction(dist.T, positive, always, negative_ok.T, margin, scores[1])
     return 0.5 * (forward + backward)
 
 

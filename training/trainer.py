@@ -88,6 +88,11 @@ class TrainConfig(BaseModel):
     xrd_augment: XRDAugment = Field(default_factory=XRDAugment)
     structure_augment: StructureAugment = Field(default_factory=StructureAugment)
     prototype_weight: float = Field(default=0.0, ge=0, description="weight of the same-prototype triplet term")
+    negatives: Literal["any", "other_group"] = Field(
+        default="any",
+        description="where the triplet loss draws its negatives: any other material (the paper), or only materials "
+        "of other prototype groups (a material's substitution variants are then never pushed apart)",
+    )
     eval_measured: bool = Field(default=True, description="also score measured-like (augmented) XRD queries")
 
     @classmethod
@@ -395,9 +400,12 @@ def _train(config: TrainConfig, resume: bool, progress: bool) -> dict[str, Any]:
                 batch.xrd = augment_patterns(batch.xrd, config.xrd_augment, generator=aug_gen)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                     crystal, xrd = net(batch)
-                loss = triplet_loss(xrd, crystal, config.margin)
+                batch_groups = groups[batch.index]
+                loss = triplet_loss(
+                    xrd, crystal, config.margin, groups=batch_groups if config.negatives == "other_group" else None
+                )
                 if config.prototype_weight > 0:
-                    loss = loss + config.prototype_weight * prototype_loss(crystal, groups[batch.index], config.margin)
+                    loss = loss + config.prototype_weight * prototype_loss(crystal, batch_groups, config.margin)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
