@@ -422,3 +422,21 @@ def test_cache_built_by_the_pool_matches_one_process(small_corpus, tmp_path, mon
     single = build_cache(records, tmp_path / "single", workers=1)
     for key in cache.STORE_KEYS:
         assert torch.equal(getattr(pooled, key), getattr(single, key)), key
+
+
+def test_evaluate_notions_on_the_substituted_test_split(small_corpus, capsys):
+    """``evaluate-notions --corpus``: every notion of the shipped model on the corpus's held-out prototype
+    groups (substitutions of seeds never trained on), and a clear error for a folder that is no corpus."""
+    from matconcept.service.cli import main
+
+    root, records = small_corpus
+    test = [r for r in records if r.split == "test"]
+    assert main(["evaluate-notions", "--corpus", str(root / "corpus"), "--baselines", "--device", "cpu"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["n_structures"] == len(test)
+    assert {"concept", "structure", "hybrid (z-scored sum)", "hybrid (rank fusion)"} <= set(report["notions"])
+    structure = report["notions"]["structure"]
+    # substitution keeps the structure type: the chemistry-blind notion groups a seed's variants together
+    assert structure["structure_type"] > report["notions"]["concept"]["structure_type"]
+    assert main(["evaluate-notions", "--corpus", str(root), "--baselines"]) == 2
+    assert "not a built corpus" in capsys.readouterr().err

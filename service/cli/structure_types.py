@@ -38,6 +38,11 @@ def add_parsers(subparsers: SubParsers) -> None:
         "evaluate-notions", help="concept vs structure vs hybrid vs CrystalNN on held-out real families"
     )
     e.add_argument("--datasets-dir", type=Path, help="fetched datasets folder (default: $MATCONCEPT_DATASETS)")
+    e.add_argument(
+        "--corpus",
+        type=Path,
+        help="score the substituted test split of this built corpus (prototype groups as families) instead",
+    )
     e.add_argument("--limit", type=int, help="score at most N test structures (whole families, largest first)")
     e.add_argument("--baselines", nargs="*", default=["crystalnn"], help="baseline descriptors (default: crystalnn)")
     add_model_option(e)
@@ -92,18 +97,26 @@ def run_evaluate_notions(args: argparse.Namespace) -> int:
         baselines = make_baselines(args.baselines, workers=args.workers) if args.baselines else []
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    test = _split(args).test
+    if args.corpus is not None:  # the substituted test split: seeds' prototype groups, never trained on
+        from matconcept.training.corpus import MANIFEST_FILE, load_records
+
+        if not (args.corpus / MANIFEST_FILE).exists():
+            raise CliError(f"{args.corpus}: not a built corpus (no {MANIFEST_FILE}); run `matconcept corpus build`")
+        test = [(r.structure(), r.group) for r in load_records(args.corpus) if r.split == "test"]
+    else:
+        test = [(i.structure, i.family) for i in _split(args).test]
     if args.limit is not None:
-        sizes = Counter(i.family for i in test)
+        sizes = Counter(family for _, family in test)
         keep, total = set(), 0
         for family, size in sizes.most_common():
             if total + size > args.limit:
                 break
             keep.add(family)
             total += size
-        test = [i for i in test if i.family in keep]
+        test = [t for t in test if t[1] in keep]
     if len(test) < 2:
         raise CliError(f"only {len(test)} test structure(s); need 2", reason="too_few_structures")
-    report = notion_report(embedder, [i.structure for i in test], [i.family for i in test], WELL_KNOWN_TYPES, baselines)
+    structures, families = [s for s, _ in test], [f for _, f in test]
+    report = notion_report(embedder, structures, families, WELL_KNOWN_TYPES, baselines)
     print(report.model_dump_json(indent=2))
     return 0
