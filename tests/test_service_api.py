@@ -44,6 +44,14 @@ def test_settings_are_strict_and_read_the_environment(monkeypatch):
         ServiceSettings(grpc_prot=1)
 
 
+def test_settings_leave_the_datasets_folder_variable_to_the_datasets(monkeypatch, tmp_path):
+    """MATCONCEPT_DATASETS names the fetched-datasets folder (encoders.datasets); no setting may claim it
+    (a `datasets` field did, and `matconcept serve` refused to start with the folder set)."""
+    monkeypatch.setenv("MATCONCEPT_DATASETS", str(tmp_path))
+    settings = ServiceSettings()
+    assert settings.ingest_datasets and settings.dataset_names is None and settings.datasets_dir is None
+
+
 def test_search_query_needs_exactly_one_query():
     with pytest.raises(ValidationError, match="exactly one of"):
         SearchQuery()

@@ -132,7 +132,7 @@ def ensure_builtin(
             if settings.ingest_datasets:
                 notify("fetching and storing the real-structure datasets (first start; minutes)...")
                 store_all_datasets(
-                    store, embedder, settings.datasets, settings.datasets_dir, notify=notify, progress=True
+                    store, embedder, settings.dataset_names, settings.datasets_dir, notify=notify, progress=True
                 )
         count = store.count()
         keeper = MapKeeper(store, LayoutStore(settings.store.maps_dir(embedder.model_id)))

