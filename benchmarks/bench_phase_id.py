@@ -86,6 +86,14 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="corpus: held-out corpus structures among corpus distractors; real: fetched real materials",
     )
     parser.add_argument("--datasets-dir", type=Path, default=None, help="fetched datasets (real source)")
+    parser.add_argument(
+        "--texture",
+        type=float,
+        nargs=2,
+        default=(0.7, 1.0),
+        metavar=("MIN", "MAX"),
+        help="March-Dollase r range of the queries (1 1: random powders, to see what texture costs)",
+    )
     parser.add_argument("--dump", type=Path, help="write each query's two-stage candidates and scores (pickle)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
@@ -400,17 +408,20 @@ def run(args) -> dict:
         kind, payload = payloads[rid]
         return corpus_by_id[rid].structure() if kind == "corpus" else read_entry(payload).structure
 
+    def conditions():
+        return random_conditions(rng, texture=tuple(args.texture))
+
     # Measured-like queries, made once (not timed).
     queries = []
     for rid in query_ids:
-        two_theta, counts = simulate_measured(structure_of(rid), random_conditions(rng), rng=rng)
+        two_theta, counts = simulate_measured(structure_of(rid), conditions(), rng=rng)
         queries.append((rid, two_theta, counts))
     mixtures = []
     for _ in range(args.mixtures):
         a, b = (query_ids[i] for i in rng.choice(len(query_ids), 2, replace=False))
         fractions = [1.0, float(rng.uniform(0.4, 1.0))]
         structures = [structure_of(a), structure_of(b)]
-        two_theta, counts = simulate_measured(structures, random_conditions(rng), fractions=fractions, rng=rng)
+        two_theta, counts = simulate_measured(structures, conditions(), fractions=fractions, rng=rng)
         mixtures.append(((a, b), two_theta, counts))
 
     def prepared(two_theta, counts, name):
