@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
+import numpy as np
+import torch
 from torch_geometric.data import Data
 
 from matconcept.encoders.errors import InputErrorReason, StructureInputError
@@ -53,11 +55,29 @@ _WORKER: tuple[Featurizer, Callable[..., object]] | None = None
 """This worker process's featurizer and work function, set once by :func:`_init_worker`."""
 
 
+def data_from_arrays(arrays: dict[str, object]) -> Data:
+    """A graph from :func:`reduce_data`'s arrays (numpy arrays become tensors sharing their memory)."""
+    return Data(**{k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in arrays.items()})
+
+
+def reduce_data(data: Data) -> tuple[Callable[[dict[str, object]], Data], tuple[dict[str, object]]]:
+    """How a pool worker sends a graph back: its tensors as numpy arrays, pickled in line.
+
+    multiprocessing's pickler sends each torch tensor through a shared-memory segment and a file
+    descriptor, which cost ~5 ms per featurized entry here (a graph holds nine tensors) against
+    0.2 ms for the same arrays in line, and that round trip ran on the parent's result thread, the
+    ingest's serial stage.
+    """
+    arrays = {k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in data.to_dict().items()}
+    return data_from_arrays, (arrays,)
+
+
 def _init_worker(graph: GraphSettings, xrd: XRDSettings, work: Callable[..., object]) -> None:
     global _WORKER
-    import torch
+    from multiprocessing.reduction import ForkingPickler
 
     torch.set_num_threads(1)  # the pool provides the parallelism
+    ForkingPickler.register(Data, reduce_data)  # results go back in line, not through shared memory
     _WORKER = (Featurizer(graph, xrd), work)
 
 
