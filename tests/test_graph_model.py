@@ -159,3 +159,27 @@ def test_loaded_checkpoint_runs_on_requested_device(tmp_path, random_model):
     loaded = load_checkpoint(tmp_path / "ckpt", device="cpu")
     assert next(loaded.model.parameters()).device.type == "cpu"
     assert not loaded.model.training
+
+
+def test_pool_workers_send_graphs_back_in_line_and_unchanged():
+    """Graphs cross the process boundary as in-line arrays (not one shared-memory segment per tensor),
+    and come back exactly as one process makes them: every attribute, dtype and value."""
+    import pickle
+
+    from matconcept.encoders.builtin import cod_cif_files
+    from matconcept.encoders.pipeline import featurize_entries, reduce_data
+    from matconcept.encoders.sources import iter_entries
+
+    entries = list(iter_entries(cod_cif_files()[:6]))
+    single = [r.graph for r in featurize_entries(entries, workers=1)]
+    pooled = [r.graph for r in featurize_entries(entries, workers=2)]
+    rebuild, (arrays,) = reduce_data(single[0])
+    assert all(not isinstance(v, torch.Tensor) for v in arrays.values())  # nothing left for shared memory
+    for one, two in [*zip(single, pooled, strict=True), (single[0], rebuild(*pickle.loads(pickle.dumps((arrays,)))))]:
+        assert sorted(one.keys()) == sorted(two.keys())
+        for key in one.keys():  # noqa: SIM118 (iterating a PyG Data yields (key, value) pairs)
+            a, b = one[key], two[key]
+            if isinstance(a, torch.Tensor):
+                assert a.dtype == b.dtype and torch.equal(a, b), key
+            else:
+                assert a == b, key
