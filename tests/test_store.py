@@ -403,6 +403,14 @@ def test_structure_vector_and_hybrid_fusions(tmp_path, points, store):
         assert zscored[0].material_id == mid and {h.notion for h in zscored} == {"structure"}
         structure_only = [h.material_id for h in s.search(query.structure_type, using="structure", k=10)]
         assert [h.material_id for h in zscored] == structure_only  # all weight on one notion: its own order
+        # the embedded engine scores the fusion's candidates itself: the distances Python computes from their vectors
+        from matconcept.service.store.base import VectorStore
+
+        union = [h.material_id for h in s.search(query.crystal, using="crystal", k=15)]
+        engine, python = s._distances(union, vectors), VectorStore._distances(s, union, vectors)
+        assert set(engine["crystal"]) == set(union) == set(python["structure"])
+        for name in vectors:
+            assert engine[name] == pytest.approx(python[name], rel=1e-4, abs=1e-5)
         page = next(s.scroll_raw(page=3))
         s.write_raw([(pl["material_id"], {**v, "structure": [0.0] * 16}, pl) for pl, v in page])
         again = {pl["material_id"]: (pl, v) for pl, v in next(s.scroll_raw(page=3))}

@@ -211,13 +211,7 @@ class VectorStore(ABC):
             if name not in vectors:
                 raise ValueError(f"a hybrid search needs the query's {name} vector")
         depth = max(options.depth, k)
-        lists = {
-            name: [
-                (h.material_id, h.distance)
-                for h in self.search(vectors[name], using=name, k=depth, filters=filters, exact=exact)
-            ]  # type: ignore[arg-type]
-            for name in HYBRID_NOTIONS
-        }
+        lists = {name: self._candidates(vectors[name], name, depth, filters, exact) for name in HYBRID_NOTIONS}
         if options.fusion == "rrf":
             fused = rrf_fuse(lists, options)
             engine = self._rrf_query(vectors, k, depth, filters, options)
@@ -242,6 +236,13 @@ class VectorStore(ABC):
             for f in fused
             if f.key in payloads
         ]
+
+    def _candidates(
+        self, vector: np.ndarray, name: str, depth: int, filters: SearchFilters | None, exact: bool | None
+    ) -> list[tuple[str, float]]:
+        """(material id, distance) of one notion's ``depth`` nearest, for fusion (engines may skip payloads)."""
+        hits = self.search(vector, using=name, k=depth, filters=filters, exact=exact)  # type: ignore[arg-type]
+        return [(h.material_id, h.distance) for h in hits]
 
     def _distances(self, material_ids: list[str], vectors: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
         """notion → material id → Euclidean distance of the stored vector to the query's."""
