@@ -14,6 +14,9 @@ from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 from torch_geometric.nn import MessagePassing, global_mean_pool
 
+SUBNORMAL_EXPONENT = 87.0
+"""exp(-87.3) is float32's smallest normal number; smaller Gaussians are written as exactly 0."""
+
 
 class GaussianDistance(nn.Module):
     r"""Expand distances on Gaussians: :math:`e_k(d) = \exp(-(d-\mu_k)^2/\sigma^2)`.
@@ -39,7 +42,11 @@ class GaussianDistance(nn.Module):
         return int(self.centers.numel())
 
     def forward(self, dist: Tensor) -> Tensor:
-        return torch.exp(-(((dist.unsqueeze(-1) - self.centers) / self.width) ** 2))
+        # Beyond exp(-87) a Gaussian is subnormal in float32 (a few % of the entries at 8 Å cutoff):
+        # it is zero for the encoder's sums but makes the CPU's matrix products 30× slower, so it is
+        # written as 0. The normal entries are the same numbers as exp(-arg).
+        arg = ((dist.unsqueeze(-1) - self.centers) / self.width) ** 2
+        return torch.exp(-arg.clamp(max=SUBNORMAL_EXPONENT)).masked_fill(arg > SUBNORMAL_EXPONENT, 0.0)
 
 
 class CGCNNConv(MessagePassing):
@@ -53,6 +60,12 @@ class CGCNNConv(MessagePassing):
 
     PyG's ``CGConv`` has only the second BatchNorm and no outer softplus, so it is not the layer the
     paper trained; this class is the published formula on PyG's message passing.
+
+    :math:`W [v_i \| v_j \| u_{ij}]` is computed as :math:`W_a v_i + W_b v_j + W_u u_{ij}` with the
+    column blocks of the one ``lin`` weight: the node terms are projected once per atom and gathered
+    instead of multiplying a concatenated (|E|, 2F+B) matrix (B instead of 2F+B inputs per edge, no
+    input gradient of that matrix; the shipped encoder's forward+backward is ~20% cheaper on a CPU).
+    Same parameters and state_dict, same sums up to float rounding order.
 
     Args:
         channels: Atom feature size F (64).
@@ -76,11 +89,16 @@ class CGCNNConv(MessagePassing):
         self.bn_node.reset_parameters()
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor) -> Tensor:
-        summed = self.propagate(edge_index, x=x, edge_attr=edge_attr)
+        f = x.shape[-1]
+        weight = self.lin.weight  # (2F, 2F + B): column blocks act on v_i, v_j, u_ij
+        centre = F.linear(x, weight[:, :f])
+        neighbour = F.linear(x, weight[:, f : 2 * f])
+        edge = F.linear(edge_attr, weight[:, 2 * f :], self.lin.bias)
+        summed = self.propagate(edge_index, centre=centre, neighbour=neighbour, edge=edge)
         return F.softplus(x + self.bn_node(summed))
 
-    def message(self, x_i: Tensor, x_j: Tensor, edge_attr: Tensor) -> Tensor:
-        z = self.bn_edge(self.lin(torch.cat([x_i, x_j, edge_attr], dim=-1)))
+    def message(self, centre_i: Tensor, neighbour_j: Tensor, edge: Tensor) -> Tensor:
+        z = self.bn_edge(centre_i + neighbour_j + edge)
         gate, core = z.chunk(2, dim=-1)
         return torch.sigmoid(gate) * F.softplus(core)
 

@@ -8,7 +8,7 @@ patterns in a few tensor operations, so it runs on the training device at no mea
 1. lattice strain ε (d → d(1+ε), so sin θ → sin θ / (1+ε)) and a 2θ zero shift, by moving each
    bin's intensity to its new fractional position (linear split between two bins, intensity kept);
 2. intensity perturbation, a log-normal factor per bin (texture changes relative intensities);
-3. peak broadening, a pseudo-Voigt kernel with a random FWHM per pattern (grouped 1D convolution);
+3. peak broadening, a pseudo-Voigt kernel with a random FWHM per pattern (one depthwise convolution);
 4. background: an exponential decay from low angle plus an amorphous hump;
 5. counting noise, Gaussian with variance proportional to the counts at a random peak count;
 6. clip at 0 and divide by the maximum, as the encoder expects.
@@ -55,6 +55,22 @@ class XRDAugment(BaseModel):
 
 def _uniform(b: int, lo: float, hi: float, device: torch.device, generator: torch.Generator | None) -> Tensor:
     return lo + (hi - lo) * torch.rand(b, device=device, generator=generator)
+
+
+def broaden(patterns: Tensor, kernels: Tensor) -> Tensor:
+    """Convolve each pattern with its own odd-length kernel ("same" length, zero padding).
+
+    Written as a depthwise Conv2d over a (1, B, 1, L) channels-last tensor: the same sums as a grouped
+    Conv1d, but oneDNN's depthwise kernel instead of its slow grouped path (2.6 vs 53 ms for 128
+    patterns on one CPU core).
+
+    Shapes:
+        patterns (B, L), kernels (B, K) with K odd → (B, L).
+    """
+    b, n = patterns.shape
+    x = patterns.reshape(1, b, 1, n).contiguous(memory_format=torch.channels_last)
+    x = F.conv2d(x, kernels.view(b, 1, 1, -1), padding=(0, kernels.shape[1] // 2), groups=b)
+    return x.reshape(b, n)
 
 
 def augment_patterns(
@@ -107,7 +123,7 @@ def augment_patterns(
     sigma = _uniform(b, 0.0, config.intensity_sigma, dev, generator).unsqueeze(1)
     x = x * torch.exp(sigma * torch.randn(b, n, device=dev, generator=generator))
 
-    # 3. broadening: pseudo-Voigt kernel, one per pattern, as a grouped convolution.
+    # 3. broadening: pseudo-Voigt kernel, one per pattern, as a depthwise convolution.
     fwhm = _uniform(b, *config.fwhm, dev, generator).unsqueeze(1) / step  # in bins
     eta = _uniform(b, *config.lorentz_fraction, dev, generator).unsqueeze(1)
     half = math.ceil(KERNEL_HALF_WIDTH_FWHM * config.fwhm[1] / step)
@@ -116,7 +132,7 @@ def augment_patterns(
     gauss = torch.exp(-0.5 * (offsets / sig) ** 2)
     lorentz = 1.0 / (1.0 + (2.0 * offsets / fwhm) ** 2)
     kernel = (1 - eta) * gauss / gauss.sum(1, keepdim=True) + eta * lorentz / lorentz.sum(1, keepdim=True)
-    x = F.conv1d(x.unsqueeze(0), kernel.unsqueeze(1), padding=half, groups=b).squeeze(0)
+    x = broaden(x, kernel)
     x = x / x.amax(dim=1, keepdim=True).clamp_min(1e-12)
 
     # 4. background: exponential decay from low angle + amorphous hump.

@@ -33,6 +33,7 @@ import torch
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
+from torch_geometric.data import Data
 from tqdm import tqdm
 
 from matconcept.encoders.checkpoint import save_checkpoint
@@ -76,7 +77,9 @@ class TrainConfig(BaseModel):
         default=None,
         ge=1,
         description="CPU threads for torch (None: the environment's). CPU kernels sum in a thread-count-dependent "
-        "order, so a resumed run matches an uninterrupted one bit for bit only at the same thread count: fix it here.",
+        "order, so a resumed run matches an uninterrupted one bit for bit only at the same thread count: fix it here. "
+        "On cores shared with other jobs, 2 threads that spin-wait for each other can be 10× slower than 1: use 1 "
+        "there, or start the process with OMP_WAIT_POLICY=PASSIVE (benchmarks/bench_train.py --compare).",
     )
     featurize_workers: int | None = None
     checkpoint_every: int = Field(default=1, gt=0, description="epochs between saved states")
@@ -318,6 +321,35 @@ def _tensorboard(run_dir: Path):
     return SummaryWriter(str(run_dir / "tensorboard"))
 
 
+def train_step(
+    net: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batch: Data,
+    config: TrainConfig,
+    groups: Tensor,
+    aug_gen: torch.Generator | None,
+    bf16: bool,
+) -> Tensor:
+    """One optimisation step on a collated batch already on the device: XRD augmentation, forward,
+    triplet loss (plus the prototype term), backward, optimizer step.
+
+    The trainer's loop and ``benchmarks/bench_train.py`` both run this, so the benchmark times the
+    real step. ``aug_gen`` is seeded by the caller (per batch, for resumability); ``groups`` holds
+    every corpus item's prototype group. Returns the detached loss.
+    """
+    batch.xrd = augment_patterns(batch.xrd, config.xrd_augment, generator=aug_gen)
+    with torch.autocast(batch.xrd.device.type, dtype=torch.bfloat16, enabled=bf16):
+        crystal, xrd = net(batch)
+    batch_groups = groups[batch.index]
+    loss = triplet_loss(xrd, crystal, config.margin, groups=batch_groups if config.negatives == "other_group" else None)
+    if config.prototype_weight > 0:
+        loss = loss + config.prototype_weight * prototype_loss(crystal, batch_groups, config.margin)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+
+
 def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> dict[str, Any]:
     """Run (or resume) training; returns the last epoch's metrics plus the run summary."""
     previous = torch.get_num_threads()
@@ -397,19 +429,8 @@ def _train(config: TrainConfig, resume: bool, progress: bool) -> dict[str, Any]:
             for i, batch in enumerate(bar, start=skip):
                 batch = batch.to(device, non_blocking=True)
                 aug_gen.manual_seed(config.seed * 1_000_033 + epoch * 65_537 + i)
-                batch.xrd = augment_patterns(batch.xrd, config.xrd_augment, generator=aug_gen)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                    crystal, xrd = net(batch)
-                batch_groups = groups[batch.index]
-                loss = triplet_loss(
-                    xrd, crystal, config.margin, groups=batch_groups if config.negatives == "other_group" else None
-                )
-                if config.prototype_weight > 0:
-                    loss = loss + config.prototype_weight * prototype_loss(crystal, batch_groups, config.margin)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                losses.append(float(loss.detach()))
+                loss = train_step(net, optimizer, batch, config, groups, aug_gen, bf16)
+                losses.append(float(loss))
                 pairs += batch.xrd.shape[0] * world
                 state.batches_done = i + 1
                 if stop.requested or state.train_seconds + time.perf_counter() - t0 > budget:
