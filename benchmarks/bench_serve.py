@@ -16,6 +16,7 @@ issue 13); ``search_cif_grpc`` and the targets are the default's, ``search_cif_g
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import socket
@@ -180,8 +181,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     notions = tuple(n.strip() for n in args.using.split(",") if n.strip())
-    out = run(args.structures, args.queries, args.seconds, args.embedder_replicas, notions)
-    print(json.dumps(out) if args.json else json.dumps(out, indent=2))
+    # Ray prints its workers' lines (a raylet's shutdown notice, say) on this process's stdout: keep them
+    # on stderr so that stdout holds the one JSON object and nothing else.
+    with contextlib.redirect_stdout(sys.stderr):
+        out = run(args.structures, args.queries, args.seconds, args.embedder_replicas, notions)
+    print(json.dumps(out) if args.json else json.dumps(out, indent=2), flush=True)
     return 0
 
 
