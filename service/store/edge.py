@@ -242,32 +242,11 @@ class EdgeStore(VectorStore):
         filters: SearchFilters | None = None,
         exact: bool | None = None,
     ) -> list[Hit]:
-        q = self._q
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         if not self.has_vector(check_using(using)):
             raise StoreError(f"this store keeps no {using} vectors (made before they existed)")
-        query = q.Query.Nearest(check_vector(vector, self.sizes[using]), using=using)
-        flt = build_filter(filters, self._models)
-        # Segments without HNSW (small, or not yet optimized) are scanned exactly whatever is asked.
-        plan = filtered_plan(filters, exact, lambda: self.shard.count(q.CountRequest(exact=False, filter=flt)))
-        if plan.exact:  # an exact scan reads the original vectors, never the int8 copies
-            ignore = q.QuantizationSearchParams(ignore=True) if self.scalar_quantization else None
-            params = q.SearchParams(exact=True, quantization=ignore)
-        else:
-            rescore = q.QuantizationSearchParams(rescore=True, oversampling=QUANTIZATION_OVERSAMPLING)
-            params = q.SearchParams(
-                hnsw_ef=max(plan.hnsw_ef or HNSW_EF, k),
-                quantization=rescore if self.scalar_quantization else None,
-                acorn=q.AcornSearchParams(enable=True, max_selectivity=ACORN_MAX_SELECTIVITY) if plan.acorn else None,
-            )
-        request = q.QueryRequest(
-            limit=k,
-            query=query,
-            filter=flt,
-            params=params,
-            with_payload=self._metadata_only(),
-        )
+        request = self._nearest(vector, using, k, filters, exact, self._metadata_only())
         return [
             Hit(material_id=p.payload["material_id"], distance=float(p.score), payload=MaterialPayload(**p.payload))
             for p in self.shard.query(request)
@@ -287,22 +266,27 @@ class EdgeStore(VectorStore):
 
     def _candidates(self, vector, name, depth, filters, exact):
         """As :meth:`search`, reading only each point's material id (fusion needs no more)."""
+        request = self._nearest(vector, name, depth, filters, exact, ["material_id"])
+        return [(p.payload["material_id"], float(p.score)) for p in self.shard.query(request)]
+
+    def _nearest(self, vector, using: str, k: int, filters: SearchFilters | None, exact: bool | None, payload):
+        """The query request of a ``k``-nearest search, planned by :func:`filtered_plan`."""
         q = self._q
+        query = q.Query.Nearest(check_vector(vector, self.sizes[using]), using=using)
         flt = build_filter(filters, self._models)
+        # Segments without HNSW (small, or not yet optimized) are scanned exactly whatever is asked.
         plan = filtered_plan(filters, exact, lambda: self.shard.count(q.CountRequest(exact=False, filter=flt)))
-        if plan.exact:
+        if plan.exact:  # an exact scan reads the original vectors, never the int8 copies
             ignore = q.QuantizationSearchParams(ignore=True) if self.scalar_quantization else None
             params = q.SearchParams(exact=True, quantization=ignore)
         else:
             rescore = q.QuantizationSearchParams(rescore=True, oversampling=QUANTIZATION_OVERSAMPLING)
             params = q.SearchParams(
-                hnsw_ef=max(plan.hnsw_ef or HNSW_EF, depth),
+                hnsw_ef=max(plan.hnsw_ef or HNSW_EF, k),
                 quantization=rescore if self.scalar_quantization else None,
                 acorn=q.AcornSearchParams(enable=True, max_selectivity=ACORN_MAX_SELECTIVITY) if plan.acorn else None,
             )
-        query = q.Query.Nearest(check_vector(vector, self.sizes[name]), using=name)
-        request = q.QueryRequest(limit=depth, query=query, filter=flt, params=params, with_payload=["material_id"])
-        return [(p.payload["material_id"], float(p.score)) for p in self.shard.query(request)]
+        return q.QueryRequest(limit=k, query=query, filter=flt, params=params, with_payload=payload)
 
     def _distances(self, material_ids, vectors):
         """The engine computes them: one exact query per notion restricted to these points' ids, so no
