@@ -247,35 +247,35 @@ def main() -> int:
         results["config"] = str(args.config)
         for threads in args.threads or [torch.get_num_threads()]:
             results["runs"].append(compare(store, records, train_idx, config, threads, args.rounds, args.steps))
-        if tmp is not None:
-            tmp.cleanup()
-        if args.json:
-            print(json.dumps(results))
-        else:
-            for run in results["runs"]:
-                print(
-                    f"{run['threads']} threads: {run['pairs_per_s']} pairs/s vs {run['baseline_pairs_per_s']} "
-                    f"(×{run['speedup']}), load {run['loadavg_before'][0]} → {run['loadavg_after'][0]}"
-                )
-        return 0
-    if not args.no_cpu:
-        results["runs"].append(
-            measure(store, train_idx, torch.device("cpu"), args.cpu_steps, 1, args.workers or 0, args.augment)
-        )
-    if torch.cuda.is_available():
-        workers = 6 if args.workers is None else args.workers
-        results["runs"].append(
-            measure(store, train_idx, torch.device("cuda"), args.gpu_steps, 5, workers, args.augment)
-        )
+
+        def line(run: dict) -> str:
+            return (
+                f"{run['threads']} threads: {run['pairs_per_s']} pairs/s vs {run['baseline_pairs_per_s']} "
+                f"(×{run['speedup']}), load {run['loadavg_before'][0]} → {run['loadavg_after'][0]}"
+            )
     else:
-        results["gpu"] = "no CUDA device on this machine"
+        if not args.no_cpu:
+            results["runs"].append(
+                measure(store, train_idx, torch.device("cpu"), args.cpu_steps, 1, args.workers or 0, args.augment)
+            )
+        if torch.cuda.is_available():
+            workers = 6 if args.workers is None else args.workers
+            results["runs"].append(
+                measure(store, train_idx, torch.device("cuda"), args.gpu_steps, 5, workers, args.augment)
+            )
+        else:
+            results["gpu"] = "no CUDA device on this machine"
+
+        def line(run: dict) -> str:
+            return f"{run['device']}: {run['pairs_per_s']} pairs/s ({run['vs_paper_v100']}× the paper's V100)"
+
     if tmp is not None:
         tmp.cleanup()
     if args.json:
         print(json.dumps(results))
     else:
         for run in results["runs"]:
-            print(f"{run['device']}: {run['pairs_per_s']} pairs/s ({run['vs_paper_v100']}× the paper's V100)")
+            print(line(run))
     return 0
 
 
