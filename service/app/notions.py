@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from typing import Literal, Protocol
 
-Notion = Literal["crystal", "xrd", "structure", "hybrid"]
+from matconcept.service.app.schemas import VectorName as Notion
+
 QueryKind = Literal["structure", "material_id", "pattern", "vector"]
 QUERY_KINDS: tuple[QueryKind, ...] = ("structure", "pattern", "material_id", "vector")
 
