@@ -114,6 +114,59 @@ def test_loss_is_zero_when_pairs_are_separated_and_has_gradients():
     assert loss.item() > 0 and x.grad is not None and x.grad.abs().sum() > 0
 
 
+def test_concept_pairs_put_a_same_concept_partner_beside_every_anchor():
+    from matconcept.training.trainer import epoch_batches
+
+    labels = torch.tensor([0, 0, 0, 1, 1, 2, 3, 3, 3, 3, 4, 4])
+    train = torch.arange(11)  # item 11 is not training material: 10 has no training partner, 5 none at all
+    seen = set()
+    for epoch in range(20):
+        batches = epoch_batches(train, 4, 1, epoch, pair_labels=labels)
+        assert len(batches) == 5 and all(b.numel() == 4 for b in batches)
+        for b in batches:
+            anchors, partners = b[:2], b[2:]
+            assert bool(torch.isin(partners, train).all())
+            for a, p in zip(anchors.tolist(), partners.tolist(), strict=True):
+                if a not in (5, 10):
+                    assert labels[a] == labels[p] and a != p
+                    seen.add((a, p))
+    # every other member of a family is drawn as a partner over the epochs (uniform among the others)
+    assert {p for a, p in seen if a == 6} == {7, 8, 9}
+
+
+def test_warm_start_copies_a_checkpoint_and_names_one_that_does_not_fit(tmp_path):
+    from matconcept.encoders.checkpoint import random_model, save_checkpoint
+    from matconcept.encoders.dual_encoder import DualEncoder, ModelConfig
+    from matconcept.training.trainer import _warm_start
+
+    small = ModelConfig(embedding_dim=16, hidden=8, crystal_head=[16], xrd_channels=4, xrd_head=[16])
+    source = random_model(small).model
+    with torch.no_grad():
+        for p in source.parameters():
+            p.add_(0.5)  # not what a fresh init gives
+    save_checkpoint(source, tmp_path / "ckpt")
+    target = DualEncoder(small)
+    _warm_start(target, tmp_path / "ckpt")
+    for (name, a), b in zip(target.state_dict().items(), source.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    with pytest.raises(ValueError, match=r"ckpt.*architecture"):
+        _warm_start(DualEncoder(small.model_copy(update={"hidden": 12})), tmp_path / "ckpt")
+
+
+def test_concept_key_follows_group_and_element_groups():
+    from matconcept.training.corpus import CorpusRecord, concept_key
+
+    def record(formula: str, group: str = "AB_225_2") -> CorpusRecord:
+        return CorpusRecord(
+            id=formula, source="x", source_id=formula, parent=formula, group=group, formula=formula,
+            lattice=[[1, 0, 0], [0, 1, 0], [0, 0, 1]], species=["Na", "Cl"], frac=[[0, 0, 0], [0.5, 0.5, 0.5]],
+        )  # fmt: skip
+
+    assert concept_key(record("NaCl")) == concept_key(record("KBr")) == "AB_225_2|g1-g17"
+    assert concept_key(record("MgO")) != concept_key(record("NaCl"))
+    assert concept_key(record("NaCl", "AB_221_2")) != concept_key(record("NaCl"))
+
+
 # ------------------------------------------------------------------------------------------- corpus
 
 

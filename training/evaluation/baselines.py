@@ -23,10 +23,12 @@ by decreasing absolute value (Faber et al.'s convention), so two cells compare e
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import multiprocessing as mp
 import os
+import sys
 import warnings
 from collections.abc import Sequence
 from typing import Protocol
@@ -205,7 +207,9 @@ class CHGNetFeatures:
             from chgnet.model import CHGNet
         except ImportError as exc:
             raise ValueError("baseline 'chgnet' needs the chgnet package: pip install chgnet") from exc
-        self._model = CHGNet.load(verbose=False)
+        # CHGNet announces itself on stdout even with verbose=False; stdout carries `evaluate --json`'s report
+        with contextlib.redirect_stdout(sys.stderr):
+            self._model = CHGNet.load(verbose=False)
         self.width = int(self._model.mlp_out_fea) if hasattr(self._model, "mlp_out_fea") else 64
 
     def featurize(self, structures: Sequence[Structure]) -> np.ndarray:
@@ -227,8 +231,8 @@ BASELINES: dict[str, type] = {
     CHGNetFeatures.name: CHGNetFeatures,
 }
 DEFAULT_BASELINES: tuple[str, ...] = (SineCoulombSpectrum.name, EwaldSpectrum.name, CrystalNNFingerprint.name)
-"""What ``evaluate`` compares against unless told otherwise (CHGNet needs an optional package)."""
-"""The hand-crafted descriptors every evaluation reports beside the embedding."""
+"""The hand-crafted descriptors ``evaluate`` compares against unless told otherwise (CHGNet needs an optional
+package)."""
 
 
 def make_baselines(names: Sequence[str] | None = None, workers: int | None = None) -> list[Descriptor]:

@@ -39,7 +39,19 @@ logger = logging.getLogger(__name__)
 
 EMBEDDING = "embedding"
 """Name of our model's crystal embedding among the compared representations."""
-LABEL_KINDS = ("prototype", "aflow", "strukturbericht", "strukturbericht_class", "pearson", "mineral", "user")
+STRUCTURE_NOTION = "structure notion"
+"""Name of our model's structure-type vectors (where the checkpoint has that encoder)."""
+LABEL_KINDS = (
+    "structure_type",
+    "concept",
+    "prototype",
+    "aflow",
+    "strukturbericht",
+    "strukturbericht_class",
+    "pearson",
+    "mineral",
+    "user",
+)
 """Family labels scored for neighbour quality, when at least :data:`MIN_QUERIES` items share one."""
 MIN_QUERIES = 10
 ZERO_DISTANCE = 1e-6
@@ -149,6 +161,7 @@ def evaluate(
     # 1. embeddings of the whole set
     graphs = [embedder.featurizer.featurize(it.structure) for it in tqdm(items, desc="featurize", disable=None)]
     crystal, xrd = embedder.embed_graphs(graphs)
+    structure = embedder.embed_structure_types(graphs) if embedder.has_structure_type else None
     seconds["embed"] = time.perf_counter() - tick
 
     # 2. cross-modal retrieval over everything
@@ -171,6 +184,8 @@ def evaluate(
     structures = [it.structure for it in sub]
     descriptors = make_baselines(config.baselines, config.workers)
     features: dict[str, np.ndarray] = {EMBEDDING: crystal[sub_idx].astype(np.float64)}
+    if structure is not None:
+        features[STRUCTURE_NOTION] = structure[sub_idx].astype(np.float64)
     for d in descriptors:
         features[d.name] = d.featurize(structures)
     seconds["baselines"] = time.perf_counter() - tick

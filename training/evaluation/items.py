@@ -8,6 +8,10 @@ Three sources, one item type:
   the ids ingest and the corpus give them), labelled with AFLOW label, Pearson symbol, Strukturbericht
   designation and mineral name; its split is the one the corpus would give each prototype's group
   (same hash), so it works without a built corpus;
+* the labelled real set (:mod:`matconcept.encoders.datasets.labelled`: fetched Materials Project and AFLOW
+  encyclopedia structures), split by whole structure-type families as ``evaluate-notions`` splits it, and
+  labelled with its ``structure_type`` (the canonical AFLOW prototype) and ``concept`` (prototype + the
+  periodic-table groups of the elements) families;
 * a user's CIF files or directories, labelled by a CSV of ``id,label``.
 
 Every item carries its ``group`` (the structure type of the seed it derives from): probes split
@@ -134,6 +138,35 @@ def builtin_items(split: str = "all", seed: int | None = None) -> list[EvalItem]
                 continue
             if split == "all" or split_of(item.group, config.seed, config.val_fraction, config.test_fraction) == split:
                 out.append(item)
+    return out
+
+
+def real_items(split: str = "test", root: Path | None = None, workers: int | None = None) -> list[EvalItem]:
+    """The labelled real set's ``split`` (``all``: every side), labelled by structure type and concept family.
+
+    Family members only on the val/test sides (what ``evaluate-notions`` scores); concept families need
+    three members (:func:`matconcept.training.evaluation.notions.concept_labels`), smaller ones stay as
+    distractors under a label no other item shares.
+    """
+    from matconcept.encoders.datasets.labelled import DEFAULT_SOURCES, WELL_KNOWN_TYPES, structure_type_set
+    from matconcept.training.evaluation.notions import concept_labels
+    from matconcept.training.structure_type import split_typed
+
+    parts = split_typed(structure_type_set(DEFAULT_SOURCES, root, workers=workers).items, list(WELL_KNOWN_TYPES))
+    typed = [*parts.train, *parts.val, *parts.test] if split == "all" else list(getattr(parts, split))
+    concept = concept_labels([t.structure for t in typed], [t.family or t.prototype for t in typed])
+    limits = ParseLimits(primitive=False)  # the labelled set holds checked primitive cells already
+    out = []
+    for t, c in zip(typed, concept, strict=True):
+        family = t.family or ""
+        labels = {"structure_type": family, "concept": c if family else "", "aflow": t.labels.get("aflow", "")}
+        try:
+            item = _item(t.structure, t.id, t.family or t.prototype, labels, limits)
+        except StructureInputError as exc:
+            logger.warning("labelled structure %s skipped: %s", t.id, exc.message)
+            continue
+        del item.labels["prototype"]  # the same as structure_type here; one row per family kind
+        out.append(item)
     return out
 
 

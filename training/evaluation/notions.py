@@ -21,10 +21,11 @@ from collections.abc import Sequence
 
 import numpy as np
 from pydantic import BaseModel, Field
-from pymatgen.core import Element, Structure
+from pymatgen.core import Structure
 
 from matconcept.encoders.embedder import Embedder
 from matconcept.encoders.fusion import rrf_distance, zscore_distance
+from matconcept.training.corpus import element_groups
 from matconcept.training.evaluation.metrics import neighbour_quality_from_distances, pairwise_l2
 
 logger = logging.getLogger(__name__)
@@ -49,14 +50,9 @@ class NotionReport(BaseModel):
     ms_per_structure: dict[str, float]
 
 
-def element_groups(structure: Structure) -> str:
-    """The sorted periodic-table groups of a structure's elements (``g1-g17`` for an alkali halide)."""
-    return "-".join(sorted({f"g{Element(e.symbol).group}" for e in structure.composition.elements}))
-
-
 def concept_labels(structures: Sequence[Structure], prototypes: Sequence[str]) -> list[str]:
     """Prototype + element groups, or a unique placeholder where fewer than MIN_FAMILY share it."""
-    labels = [f"{p}|{element_groups(s)}" for s, p in zip(structures, prototypes, strict=True)]
+    labels = [f"{p}|{element_groups(s.composition.elements)}" for s, p in zip(structures, prototypes, strict=True)]
     counts = Counter(labels)
     return [label if counts[label] >= MIN_FAMILY else f"#{k}" for k, label in enumerate(labels)]
 
