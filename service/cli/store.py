@@ -115,7 +115,7 @@ def add_parsers(subparsers: SubParsers) -> None:
         type=float,
         default=None,
         help="with --using hybrid (given without --using, implies it): weight of the structure notion, 0..1 "
-        "(the concept gets 1 - it; default 0.8)",
+        "(the concept gets 1 - it; default 0.6)",
     )
     s.add_argument("--exact", action="store_true", help="exact search even where HNSW is built")
     add_output_format_option(s)

@@ -30,7 +30,7 @@ from matconcept.training.evaluation.metrics import neighbour_quality_from_distan
 
 logger = logging.getLogger(__name__)
 
-HYBRID_STRUCTURE_WEIGHT = 0.8
+HYBRID_STRUCTURE_WEIGHT = 0.6
 """Weight of the structure notion in the z-scored hybrid (chosen on held-out families; see the model card)."""
 MIN_FAMILY = 3
 
