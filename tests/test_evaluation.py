@@ -250,6 +250,21 @@ def element_set(tmp_path_factory):
     return folder, labels
 
 
+def test_knn_property_probe_reads_a_property_off_informative_neighbours_only():
+    from matconcept.training.evaluation.probes import knn_property_probe
+
+    rng = np.random.default_rng(0)
+    n = 200
+    groups = np.repeat(np.arange(40), 5)
+    y = rng.normal(size=n)
+    informative = np.c_[y + 0.05 * rng.normal(size=n), rng.normal(size=(n, 3)) * 0.01]
+    noise = rng.normal(size=(n, 4))
+    probe = knn_property_probe({"informative": informative, "noise": noise}, y, groups, "band_gap_ev")
+    assert probe.r2["informative"] > 0.9 and probe.r2["noise"] < 0.2
+    assert probe.mae["informative"] < 0.3 * probe.mean_mae < probe.mae["noise"]
+    assert probe.folds == 5 and probe.n_items == n
+
+
 def test_evaluate_command_on_labelled_cifs_and_hostile_files(element_set, hostile_dir, tmp_path, capsys):
     from matconcept.service.cli import main
 

@@ -24,7 +24,13 @@ from tqdm import tqdm
 from matconcept.training.evaluation.baselines import DEFAULT_BASELINES, make_baselines
 from matconcept.training.evaluation.items import EvalItem, subsample
 from matconcept.training.evaluation.metrics import NeighbourQuality, cross_modal_retrieval, neighbour_quality
-from matconcept.training.evaluation.probes import ProbeResult, few_shot_probe
+from matconcept.training.evaluation.probes import (
+    MIN_PROPERTY_ITEMS,
+    ProbeResult,
+    PropertyProbeResult,
+    few_shot_probe,
+    knn_property_probe,
+)
 from matconcept.training.evaluation.robustness import (
     RobustnessResult,
     nearest_other_by_formula,
@@ -105,6 +111,9 @@ class EvaluationReport(BaseModel):
     neighbour_quality: dict[str, dict[str, NeighbourQuality]] = Field(description="label kind → method → scores")
     robustness: dict[str, RobustnessResult] = Field(description="method → scores")
     probes: list[ProbeResult]
+    property_probes: list[PropertyProbeResult] = Field(
+        default_factory=list, description="k-NN regression of each numeric property the items carry"
+    )
     notes: list[str] = Field(default_factory=list, description="caveats found in the figures themselves")
     seconds: dict[str, float]
 
@@ -243,6 +252,14 @@ def evaluate(
     ]
     if (family != "").sum() >= 2:
         probes.append(few_shot_probe(features, family, family, groups, name=family_name, **common))
+    properties = sorted({k for it in sub for k in it.properties})
+    property_probes = []
+    for name in properties:
+        has = np.array([name in it.properties for it in sub])
+        if has.sum() >= MIN_PROPERTY_ITEMS:
+            y = np.array([it.properties[name] for it in sub if name in it.properties], dtype=np.float64)
+            picked_features = {m: x[has] for m, x in features.items()}
+            property_probes.append(knn_property_probe(picked_features, y, groups[has], name))
     seconds["probes"] = time.perf_counter() - tick
 
     notes = _notes(quality, robust)
@@ -259,6 +276,7 @@ def evaluate(
         neighbour_quality=quality,
         robustness=robust,
         probes=probes,
+        property_probes=property_probes,
         notes=notes,
         seconds={k: round(v, 2) for k, v in seconds.items()},
     )

@@ -65,6 +65,9 @@ class EvalItem(BaseModel):
     spacegroup_number: int
     labels: dict[str, str] = Field(default_factory=dict)
     density: float
+    properties: dict[str, float] = Field(
+        default_factory=dict, description="numeric labels (MP moduli, band gap, formation energy), where given"
+    )
 
 
 def _item(
@@ -166,7 +169,7 @@ def real_items(split: str = "test", root: Path | None = None, workers: int | Non
             logger.warning("labelled structure %s skipped: %s", t.id, exc.message)
             continue
         del item.labels["prototype"]  # the same as structure_type here; one row per family kind
-        out.append(item)
+        out.append(item.model_copy(update={"properties": dict(t.properties)}))
     return out
 
 

@@ -140,3 +140,58 @@ def few_shot_probe(
         n_items=len(usable),
         n_classes=None if regression else len(set(strata[usable].tolist())),
     )
+
+
+KNN_NEIGHBOURS = 5
+KNN_FOLDS = 5
+MIN_PROPERTY_ITEMS = 30
+"""Structures a property needs before it is probed (five folds of a few each)."""
+
+
+class PropertyProbeResult(BaseModel):
+    """k-NN regression of one numeric property from each representation's neighbours (grouped K-fold).
+
+    ``r2`` and ``mae`` per method; ``mean_mae`` is what predicting the training folds' mean scores, the
+    floor any representation should beat.
+    """
+
+    target: str
+    n_items: int
+    folds: int
+    neighbours: int
+    r2: dict[str, float]
+    mae: dict[str, float]
+    mean_mae: float
+
+
+def knn_property_probe(
+    features: dict[str, np.ndarray], y: np.ndarray, groups: np.ndarray, name: str
+) -> PropertyProbeResult:
+    """Distance-weighted k-NN regression of ``y`` in each representation's own Euclidean space.
+
+    Folds split the prototype groups (:class:`sklearn.model_selection.GroupKFold`), so a test structure's
+    family is never among its training neighbours: the probe asks whether *other* families' nearest
+    neighbours carry the property, the way a search user reads a neighbour list.
+    """
+    from sklearn.metrics import mean_absolute_error, r2_score
+    from sklearn.model_selection import GroupKFold
+    from sklearn.neighbors import KNeighborsRegressor
+
+    folds = min(KNN_FOLDS, len(set(groups.tolist())))
+    split = list(GroupKFold(n_splits=folds).split(y, y, groups))
+    preds = {m: np.empty_like(y, dtype=np.float64) for m in features}
+    baseline = np.empty_like(y, dtype=np.float64)
+    for train, test in split:
+        baseline[test] = y[train].mean()
+        for method, x in features.items():
+            model = KNeighborsRegressor(n_neighbors=min(KNN_NEIGHBOURS, len(train)), weights="distance")
+            preds[method][test] = model.fit(x[train], y[train]).predict(x[test])
+    return PropertyProbeResult(
+        target=name,
+        n_items=len(y),
+        folds=folds,
+        neighbours=KNN_NEIGHBOURS,
+        r2={m: float(r2_score(y, p)) for m, p in preds.items()},
+        mae={m: float(mean_absolute_error(y, p)) for m, p in preds.items()},
+        mean_mae=float(mean_absolute_error(y, baseline)),
+    )

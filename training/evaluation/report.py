@@ -171,6 +171,14 @@ def markdown(report: EvaluationReport, plots: dict[str, str] | None = None) -> s
         lines += ["| chance | " + " | ".join(_fmt(c) for c in probe.chance) + " |", ""]
     if "probes" in plots:
         lines += [f"![probes]({plots['probes']})", ""]
+    if report.property_probes:
+        lines += ["## Property probes (distance-weighted k-NN regression, folds split the families)", ""]
+        lines += ["| property | structures | method | R² | MAE |", "|---|---|---|---|---|"]
+        for pp in report.property_probes:
+            for method in pp.r2:
+                lines.append(f"| {pp.target} | {pp.n_items} | {method} | {pp.r2[method]:.3f} | {pp.mae[method]:.3g} |")
+            lines.append(f"| {pp.target} | {pp.n_items} | predicting the mean | 0 | {pp.mean_mae:.3g} |")
+        lines.append("")
     lines += ["Seconds per step: " + ", ".join(f"{k} {v:.1f}" for k, v in report.seconds.items()), ""]
     return "\n".join(lines)
 
