@@ -64,10 +64,13 @@ def test_isostructural_compounds_within_the_strain_range_are_told_apart(right, w
 def test_polished_candidates_come_first(nacl, batio3):
     query = query_of(nacl, MeasuredConditions(strain=0.01, fwhm=0.1, noise=0.02), seed=2)
     table = PeakTable.from_lists([peak_list(s) for s in (batio3, nacl, rock_salt(5.4, "Na", "F"))])
-    result = match_peaks(query, table, MatchConfig(polish=2))
+    result = match_peaks(query, table, MatchConfig(polish=2, polish_margin=1.0))
     assert result.polished.sum() == 2
     assert result.polished[result.order()[:2]].all()
     assert result.order()[0] == 1
+    # By default only candidates within reach of the best grid score are fitted.
+    tight = match_peaks(query, table, MatchConfig(polish=3, polish_margin=0.0))
+    assert tight.polished.tolist() == [False, True, False]
 
 
 def test_smooth_background_left_over_does_not_count(nacl):
@@ -87,3 +90,13 @@ def test_smooth_background_left_over_does_not_count(nacl):
     assert fit.score[0] == pytest.approx(clean.score[0], abs=0.002)
     assert bare.score[0] < fit.score[0] - 0.05  # without the background term the hump is misfit
     assert fit.strain[0] == pytest.approx(0.005, abs=3e-4)
+
+
+def test_a_short_scan_is_polished_without_a_background(nacl):
+    """A scan of a few degrees cannot tell a smooth background from peaks: the polish fits none."""
+    two_theta, counts = simulate_measured(nacl, MeasuredConditions(fwhm=0.1, noise=0.01, background=0.05), rng=4)
+    keep = (two_theta > 25.0) & (two_theta < 34.0)
+    query = prepare_query(resample_pattern(two_theta[keep], counts[keep]))
+    result = match_peaks(query, PeakTable.from_lists([peak_list(nacl), peak_list(rock_salt(5.4, "Na", "F"))]))
+    assert result.polished[0] and np.isfinite(result.score).all()
+    assert result.order()[0] == 0 and result.score[0] > 0.9

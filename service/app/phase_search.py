@@ -9,7 +9,7 @@ A measured pattern is searched in two stages (``benchmarks/bench_phase_id.py`` m
    held-out structures at depth 200; with the fingerprint the union finds them all.
 2. *Re-ranking*: each candidate's stored peak list is scored against the measured pattern
    (:func:`~matconcept.encoders.xrd.match.match_peaks`: background removed, width estimated or given,
-   strain and zero shift fitted on a grid, then the best ten's strain, shift, width and a smooth
+   strain and zero shift fitted on a grid, then the best 20's strain, shift, width and a smooth
    background fitted by least squares, which tells isostructural compounds apart by their
    intensities); hits are ranked by that score and carry it with the fitted strain and shift,
    beside their embedding distance. A mixture is explained greedily
