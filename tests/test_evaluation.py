@@ -283,7 +283,7 @@ def test_evaluate_command_on_labelled_cifs_and_hostile_files(element_set, hostil
     retrieval = report["retrieval"]
     assert len(retrieval["xrd_to_structure"]) == 10 and retrieval["chance"][0] == pytest.approx(1 / 18)
     user = report["neighbour_quality"]["user"]
-    assert set(user) == {"embedding", "sine_coulomb", "ewald", "crystalnn"}
+    assert set(user) == {"embedding", "structure notion", "sine_coulomb", "ewald", "crystalnn"}
     assert user["embedding"]["n_queries"] == 18 and user["embedding"]["n_families"] == 3
     # coordination alone tells fcc, bcc and hcp apart: the CrystalNN fingerprint must cluster them
     assert user["crystalnn"]["r_precision"] > user["crystalnn"]["chance_r_precision"] + 0.3
