@@ -488,13 +488,13 @@ def held_out_groups(seeds: Iterable[CorpusRecord], datasets_root: Path | None = 
     from matconcept.training.structure_type import split_typed
 
     split = split_typed(structure_type_set(DEFAULT_SOURCES, datasets_root).items, list(WELL_KNOWN_TYPES))
-    side = {item.id: "val" for item in split.val} | {item.id: "test" for item in split.test}
+    side_of = {item.id: "val" for item in split.val} | {item.id: "test" for item in split.test}
     out: dict[str, Split] = {}
     for r in seeds:
-        s = side.get(r.id.split("#")[0])
-        if s is not None and out.get(r.group) != "test":
-            out[r.group] = s
-    counts = [sum(v == side for v in out.values()) for side in ("test", "val")]
+        side = side_of.get(r.id.split("#")[0])  # "#2": a second cell kept under one id
+        if side is not None and out.get(r.group) != "test":
+            out[r.group] = side
+    counts = [sum(v == name for v in out.values()) for name in ("test", "val")]
     logger.info("labelled hold-out: %d groups to test, %d to val", *counts)
     return out
 
