@@ -27,7 +27,7 @@ from matconcept.encoders.xrd.match import (
     prepare_query,
     snip_background,
 )
-from matconcept.encoders.xrd.peaks import MAX_PEAKS, PeakList, PeakTable, merge_reflections, peak_list
+from matconcept.encoders.xrd.peaks import MAX_PEAKS, PeakList, PeakTable, merge_reflections, peak_list, peak_simulator
 from matconcept.encoders.xrd.synthetic import (
     MeasuredConditions,
     march_dollase,
@@ -35,6 +35,7 @@ from matconcept.encoders.xrd.synthetic import (
     render_peaks,
     simulate_measured,
 )
+from matconcept.encoders.xrd.texture import oriented_reflections
 
 N_CANDIDATES = 200
 """Candidates re-ranked per query (the service's default depth)."""
@@ -266,3 +267,63 @@ def test_fingerprint_finds_measured_patterns(prototypes):
         similarity = stored @ vector
         ranks.append(int((similarity > similarity[i]).sum()))
     assert np.mean(np.array(ranks) < 20) >= 0.9, ranks
+
+
+# -- preferred orientation ------------------------------------------------------------------------
+def _prototype(source_id: str) -> Structure:
+    return next(p.structure for p in aflow_prototypes() if p.source_id == source_id)
+
+
+def test_measured_texture_is_along_the_conventional_cell_in_any_setting(nacl):
+    """(001) plates of rock salt give one pattern whether the structure is given in its conventional
+    or its primitive cell (whose own (001) is another direction)."""
+    conditions = MeasuredConditions(fwhm=0.1, texture=0.6, texture_axis=(0, 0, 1))
+    _, counts_conv = simulate_measured(nacl, conditions, rng=0)
+    _, counts_prim = simulate_measured(nacl.get_primitive_structure(), conditions, rng=0)
+    _, random_powder = simulate_measured(nacl, MeasuredConditions(fwhm=0.1), rng=0)
+    assert np.allclose(counts_conv, counts_prim, rtol=1e-6, atol=1e-9)
+    assert not np.allclose(counts_conv, random_powder, rtol=0.05)
+
+
+def test_fit_axes_are_the_low_index_families_in_any_cell(nacl):
+    """The texture fit's axes, found without a symmetry search, are the same families for the
+    conventional and the primitive cell: {111}, {100}, {110} first (fcc's largest d)."""
+    from matconcept.encoders.xrd.texture import conventional_axes
+
+    families = conventional_axes(nacl, [(1, 1, 1), (1, 0, 0), (1, 1, 0)])  # one member of each
+    for structure in (nacl, nacl.get_primitive_structure()):
+        axes = oriented_reflections(structure, peak_simulator()).axes
+        # the angle between the axis and the family member tells the family apart (cubic: same |cos| set)
+        frame = conventional_axes(structure, [(1, 0, 0), (0, 1, 0), (0, 0, 1)])
+        in_cube = np.sort(np.abs(axes[:3] @ frame.T), axis=1)
+        expected = np.sort(np.abs(families @ conventional_axes(nacl, [(1, 0, 0), (0, 1, 0), (0, 0, 1)]).T), axis=1)
+        assert np.allclose(in_cube, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("texture", [0.6, 1.0])
+def test_texture_fit_recovers_plates_of_a_hexagonal_metal(texture):
+    """hcp (a real AFLOW prototype) measured as c-axis plates: the fit finds the c axis and r, and its
+    score rises above the untextured fit; on a random powder it fits no texture."""
+    hcp = _prototype("A_hP2_194_c")
+    conditions = MeasuredConditions(strain=0.01, fwhm=0.12, texture=texture, texture_axis=(0, 0, 1), noise=0.01)
+    query = measured_query(hcp, conditions)
+    table = PeakTable.from_lists([peak_list(hcp)])
+    oriented = oriented_reflections(hcp, peak_simulator())
+    plain = match_peaks(query, table)
+    fitted = match_peaks(query, table, oriented=lambda rows: [oriented for _ in rows])
+    assert fitted.texture_axis is not None and fitted.texture_axis[0] >= 0
+    if texture == 1.0:
+        assert 0.85 < fitted.texture_r[0] < 1.2
+        assert fitted.score[0] == pytest.approx(plain.score[0], abs=0.01)
+        return
+    c_star = hcp.lattice.reciprocal_lattice.matrix[2] / np.linalg.norm(hcp.lattice.reciprocal_lattice.matrix[2])
+    assert abs(float(oriented.axes[fitted.texture_axis[0]] @ c_star)) > 0.999
+    assert 0.5 <= fitted.texture_r[0] <= 0.75
+    assert fitted.score[0] > plain.score[0] + 0.01 and fitted.score[0] > 0.98
+
+
+def test_texture_fit_needs_every_candidates_reflections(prototypes, table, nacl):
+    """A texture fit for some candidates and not others would not be a fair comparison: none is done."""
+    query = measured_query(nacl, MeasuredConditions(fwhm=0.1, texture=0.7))
+    result = match_peaks(query, table, oriented=lambda rows: [None for _ in rows])
+    assert result.texture_axis is None

@@ -111,14 +111,15 @@ def peak_list(
         ValueError: A species has no scattering coefficients.
     """
     if not isinstance(structure, Reflections):
-        structure = (simulator or _peak_simulator()).reflections(structure)
+        structure = (simulator or peak_simulator()).reflections(structure)
     return merge_reflections(structure.d, structure.intensity, max_peaks)
 
 
 _SIMULATOR: XRDSimulator | None = None
 
 
-def _peak_simulator() -> XRDSimulator:
+def peak_simulator() -> XRDSimulator:
+    """The simulator of stored peak lists (:data:`PEAK_SETTINGS`), made once per process."""
     global _SIMULATOR
     if _SIMULATOR is None:
         _SIMULATOR = XRDSimulator(PEAK_SETTINGS)

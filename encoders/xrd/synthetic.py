@@ -6,7 +6,8 @@ identification must survive:
 
 * isotropic lattice strain (d → d(1 + ε)): thermal expansion, solid solution, a different refinement;
 * a 2θ zero shift (sample displacement, misaligned goniometer);
-* preferred orientation (March-Dollase: plate- or needle-like crystallites along a low-index axis);
+* preferred orientation (March-Dollase: plate- or needle-like crystallites along a low-index axis of
+  the conventional standard cell, :mod:`~matconcept.encoders.xrd.texture`);
 * instrument broadening: pseudo-Voigt peaks of one FWHM in 2θ (Gaussian by default);
 * a background: a slope, a low-angle decay (air scatter) and an amorphous hump;
 * counting noise: Poisson counts with the strongest peak at ``1 / noise²`` counts.
@@ -27,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from matconcept.encoders.xrd.settings import DEFAULT_SETTINGS, XRDSettings
 from matconcept.encoders.xrd.simulate import Reflections, XRDSimulator
+from matconcept.encoders.xrd.texture import TEXTURE_AXES, conventional_axes, march_dollase_factors, reflection_normals
 
 if TYPE_CHECKING:
     from pymatgen.core import Structure
@@ -37,8 +39,6 @@ GAUSS_HALF_WIDTH = 4.0
 """A Gaussian peak is drawn over ± this many σ."""
 LORENTZ_HALF_WIDTH = 25.0
 """A pseudo-Voigt peak with a Lorentzian part is drawn over ± this many FWHM (its tails are long)."""
-TEXTURE_AXES = ((0, 0, 1), (1, 0, 0), (0, 1, 0), (1, 1, 0), (1, 1, 1))
-"""Preferred-orientation axes :func:`random_conditions` draws from (the usual plate and needle normals)."""
 STRAIN_MARGIN = 0.1
 """Reflections are simulated over a 2θ range this fraction wider than the grid, so strain and shift
 bring peaks in from outside it."""
@@ -56,7 +56,9 @@ class MeasuredConditions(BaseModel):
     texture: float = Field(
         default=1.0, gt=0, le=10, description="March-Dollase r: 1 = random powder, < 1 plates, > 1 needles"
     )
-    texture_axis: tuple[int, int, int] = Field(default=(0, 0, 1), description="preferred-orientation axis (hkl)")
+    texture_axis: tuple[int, int, int] = Field(
+        default=(0, 0, 1), description="preferred-orientation axis (hkl of the conventional standard cell)"
+    )
     background: float = Field(default=0.0, ge=0, le=10, description="background level, relative to the strongest peak")
     noise: float = Field(
         default=0.0, ge=0, lt=1, description="relative counting noise at the strongest peak (1/√counts); 0 = none"
@@ -174,14 +176,17 @@ def phase_profile(
             step=(min(179.0, hi + STRAIN_MARGIN * span) - max(0.0, lo - STRAIN_MARGIN * span)) / 1000,
         )
         reflections = XRDSimulator(settings).reflections(structure)
-        reciprocal_metric = structure.lattice.reciprocal_lattice_crystallographic.metric_tensor
     intensity = reflections.intensity
     if conditions.texture != 1.0:
-        if reciprocal_metric is None:
-            raise ValueError("texture needs the reciprocal metric when reflections are given")
-        intensity = intensity * march_dollase(
-            reflections.hkl, reciprocal_metric, conditions.texture_axis, conditions.texture
-        )
+        if isinstance(structure, Reflections):  # the axis in the cell of the given hkl
+            if reciprocal_metric is None:
+                raise ValueError("texture needs the reciprocal metric when reflections are given")
+            factor = march_dollase(reflections.hkl, reciprocal_metric, conditions.texture_axis, conditions.texture)
+        else:  # the axis in the conventional standard cell, whatever cell the structure is given in
+            normals = reflection_normals(reflections.hkl, structure.lattice.matrix)
+            axis = conventional_axes(structure, [conditions.texture_axis])
+            factor = march_dollase_factors(normals, axis, [conditions.texture])[0, 0]
+        intensity = intensity * factor
     sin_theta = wavelength / (2.0 * reflections.d * (1.0 + conditions.strain))
     ok = sin_theta < 1.0
     two_theta = np.degrees(2.0 * np.arcsin(sin_theta[ok])) + conditions.zero_shift

@@ -368,7 +368,8 @@ class StoreDeployment:
         """The two stages of a pattern search (see :mod:`matconcept.service.app.phase_search`).
 
         Candidates (:func:`~matconcept.service.app.phase_search.first_stage`, under the store lock)
-        re-ranked by search-match on their stored peak lists (``second_stage``). Each hit keeps its
+        re-ranked by search-match on their stored peak lists, the best few also on their stored
+        structures for a texture fit (``second_stage``). Each hit keeps its
         embedding distance in the ``using`` space (computed for candidates that space did not return).
 
         Returns:
@@ -378,7 +379,8 @@ class StoreDeployment:
 
         with self.lock:
             first = first_stage(self.store, xrd, fingerprint, options, filters=filters, using=using)
-        hits, ranking = second_stage(prepare(p.two_theta, p.intensity, options, field), first, options, top_k)
+        query = prepare(p.two_theta, p.intensity, options, field)
+        hits, ranking = second_stage(query, first, options, top_k, structures=self.get_structures)
         return hits, ranking
 
     def get(self, material_ids: list[str], with_vectors: bool = False):

@@ -3,10 +3,11 @@
 The default is the notion that scored best on the labelled evaluation (``matconcept evaluate-notions``,
 README "Structure types"): on held-out real families, ``hybrid`` (z-scored distances, structure weight
 0.6) has the best mean of structure-type and concept R-precision, 0.739, against 0.583 for
-``structure`` and 0.486 for ``crystal`` (model mc-ffda0817a29bdc7c). So a structure, or a stored material ("more like this"), is
-searched by ``hybrid`` where the model has the structure-type encoder. A pattern has no structure-type
-vector (its query is the XRD encoder's vector, in the concept's space) and a raw vector is one
-notion's, so both are searched by ``crystal``, as is everything on a model without that encoder.
+``structure`` and 0.486 for ``crystal`` (model mc-ffda0817a29bdc7c). So a structure, or a stored
+material ("more like this"), is searched by ``hybrid`` where the model has the structure-type
+encoder. A pattern has no structure-type vector (its query is the XRD encoder's vector, in the
+concept's space) and a raw vector is one notion's, so both are searched by ``crystal``, as is
+everything on a model without that encoder.
 
 One rule for every front: the service (HTTP JSON and multipart, gRPC ``VECTOR_SPACE_UNSPECIFIED``, the
 pages) and the CLI's local search call :func:`resolve_using`; the answer names the notion it chose.

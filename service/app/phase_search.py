@@ -11,8 +11,9 @@ A measured pattern is searched in two stages (``benchmarks/bench_phase_id.py`` m
    (:func:`~matconcept.encoders.xrd.match.match_peaks`: background removed, width estimated or given,
    strain and zero shift fitted on a grid, then the best 20's strain, shift, width and a smooth
    background fitted by least squares, which tells isostructural compounds apart by their
-   intensities); hits are ranked by that score and carry it with the fitted strain and shift,
-   beside their embedding distance. A mixture is explained greedily
+   intensities, and the best few's preferred orientation, from their stored structures
+   (:func:`~matconcept.encoders.xrd.match.texture_fit`)); hits are ranked by that score and carry
+   it with the fitted strain and shift, beside their embedding distance. A mixture is explained greedily
    (:func:`~matconcept.encoders.xrd.match.identify_phases`) into a ``phases`` list.
 
 This module is the physics half, run inside the store deployment (which holds the peak lists);
@@ -22,7 +23,7 @@ This module is the physics half, run inside the store deployment (which holds th
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -35,8 +36,10 @@ if TYPE_CHECKING:
     from matconcept.encoders.xrd.match import PreparedQuery
     from matconcept.encoders.xrd.measured import MeasuredOnGrid
     from matconcept.encoders.xrd.peaks import PeakList
+    from matconcept.encoders.xrd.texture import OrientedReflections
     from matconcept.service.store.base import VectorStore
     from matconcept.service.store.records import Hit, SearchFilters
+    from matconcept.service.store.structures import StoredStructure
 
 logger = logging.getLogger(__name__)
 
@@ -140,10 +143,45 @@ def _config(options: PatternSearchOptions):
     return MatchConfig(max_strain=options.max_strain, max_shift=options.max_shift, fwhm=options.fwhm)
 
 
-def rank(query: PreparedQuery, candidates: Sequence[Candidate], options: PatternSearchOptions) -> PatternRanking:
+StructureReader = Callable[[list[str]], Mapping[str, "StoredStructure | None"]]
+"""material ids → their stored structures (:meth:`VectorStore.get_structures`)."""
+
+
+def _oriented(ids: list[str], structures: StructureReader | None):
+    """The texture fit's reflections of candidates (rows of ``ids``), simulated from their stored
+    structures when the fit asks (a few per query); None for a row without one."""
+    if structures is None:
+        return None
+
+    def oriented(rows: Sequence[int]) -> list[OrientedReflections | None]:
+        from matconcept.encoders.xrd.peaks import peak_simulator
+        from matconcept.encoders.xrd.texture import oriented_reflections
+
+        wanted = [ids[r] for r in rows]
+        stored = structures(wanted)
+        out: list[OrientedReflections | None] = []
+        for material_id in wanted:
+            item = stored.get(material_id)
+            try:
+                out.append(None if item is None else oriented_reflections(item.pymatgen(), peak_simulator()))
+            except ValueError:  # no scattering factors for a species: no texture fit for anyone
+                out.append(None)
+        return out
+
+    return oriented
+
+
+def rank(
+    query: PreparedQuery,
+    candidates: Sequence[Candidate],
+    options: PatternSearchOptions,
+    structures: StructureReader | None = None,
+) -> PatternRanking:
     """Score and order ``candidates`` against ``query``; with ``max_phases`` > 1, the mixture's phases.
 
-    Candidates without a peak list keep their first-stage order after the scored ones.
+    Candidates without a peak list keep their first-stage order after the scored ones. With
+    ``structures``, the best few are also fitted with a preferred orientation
+    (:func:`~matconcept.encoders.xrd.match.texture_fit`, from their stored structures).
     """
     from matconcept.encoders.xrd.match import identify_phases, match_peaks
     from matconcept.encoders.xrd.peaks import PeakTable
@@ -152,10 +190,11 @@ def rank(query: PreparedQuery, candidates: Sequence[Candidate], options: Pattern
     unscored = [c.material_id for c in candidates if c.peaks is None or not len(c.peaks.d)]
     table = PeakTable.from_lists([c.peaks for c in scored])
     config = _config(options)
+    oriented = _oriented([c.material_id for c in scored], structures)
     phases: list[Phase] = []
     residual = None
     if options.max_phases > 1 and scored:
-        search = identify_phases(query, table, config, max_phases=options.max_phases)
+        search = identify_phases(query, table, config, max_phases=options.max_phases, oriented=oriented)
         result = search.first
         residual = round(float(search.residual), 4)
         phases = [
@@ -169,7 +208,7 @@ def rank(query: PreparedQuery, candidates: Sequence[Candidate], options: Pattern
             for p in search.phases
         ]
     else:
-        result = match_peaks(query, table, config)
+        result = match_peaks(query, table, config, oriented)
     matches = {
         c.material_id: PatternMatch(
             score=round(float(result.score[i]), 4),
@@ -236,11 +275,16 @@ def first_stage(
 
 
 def second_stage(
-    query: PreparedQuery, first: FirstStage, options: PatternSearchOptions, top_k: int
+    query: PreparedQuery,
+    first: FirstStage,
+    options: PatternSearchOptions,
+    top_k: int,
+    structures: StructureReader | None = None,
 ) -> tuple[list[Hit], PatternRanking]:
     """Re-rank the candidates by search-match: (the best ``top_k`` hits, each with its match and
-    embedding distance; the ranking with the phases)."""
-    ranking = rank(query, [Candidate(m, first.peaks.get(m)) for m in first.hits], options)
+    embedding distance; the ranking with the phases). ``structures`` reads stored structures for the
+    texture fit of the best few (none without it)."""
+    ranking = rank(query, [Candidate(m, first.peaks.get(m)) for m in first.hits], options, structures)
     hits = []
     for m in ranking.order[:top_k]:
         hit = first.hits[m]

@@ -317,7 +317,7 @@ def _search_pattern_local(
         hits = store.search(vector, using=args.using, k=args.top_k, filters=filters, exact=args.exact or None)
         return [h.model_copy(update={"notion": args.using}) for h in hits], []
     first = first_stage(store, vector, query_fingerprint(query), options, filters=filters, using=args.using)
-    hits, ranking = second_stage(query, first, options, args.top_k)
+    hits, ranking = second_stage(query, first, options, args.top_k, structures=store.get_structures)
     return hits, ranking.phases
 
 
