@@ -183,3 +183,33 @@ def test_a_store_made_before_fingerprints_keeps_working(tmp_path, monkeypatch, b
         older = PointIn(payload=payload, crystal=vector, xrd=vector, structure=StoredStructure.of(batio3))
         store.upsert([older])  # an older point: no peak list, but its structure
         assert store.get_peaks(["user:BaTiO3"])["user:BaTiO3"].d[0] == pytest.approx(4.0, rel=0.01)
+
+
+def test_rank_fits_texture_from_stored_structures_of_the_best_few(candidates):
+    """A textured scan (c-axis plates of hcp Mg): with the stored structures the best few are fitted
+    with a texture, read from the store for those few only; a candidate stored without its structure
+    (an older point) turns the fit off for all, so every candidate is scored alike."""
+    from matconcept.service.store.structures import StoredStructure
+
+    stored = {name: StoredStructure.of(structure) for name, structure in candidates}
+    asked: list[list[str]] = []
+
+    def reader(ids: list[str]):
+        asked.append(list(ids))
+        return {m: stored.get(m) for m in ids}
+
+    hcp = dict(candidates)["aflow:A_hP2_194_c"]
+    conditions = MeasuredConditions(strain=-0.008, fwhm=0.12, noise=0.01, texture=0.6, texture_axis=(0, 0, 1))
+    two_theta, counts = simulate_measured(hcp, conditions, rng=3)
+    options = PatternSearchOptions(max_phases=1)
+    query = prepare(two_theta.tolist(), counts.tolist(), options, "plates.xy")
+    pool = _candidates(candidates)
+    plain = rank(query, pool, options)
+    textured = rank(query, pool, options, reader)
+    assert textured.order[0] == plain.order[0] == "aflow:A_hP2_194_c"
+    assert len(asked) == 1 and "aflow:A_hP2_194_c" in asked[0] and len(asked[0]) <= 8
+    assert textured.matches["aflow:A_hP2_194_c"].score > plain.matches["aflow:A_hP2_194_c"].score + 0.01
+
+    del stored["aflow:A_hP2_194_c"]  # stored before structures were kept
+    again = rank(query, pool, options, reader)
+    assert again.matches == plain.matches and again.order == plain.order
