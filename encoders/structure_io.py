@@ -48,7 +48,7 @@ FAST_SYMMETRY: Literal["moyopy", "spglib"] = "moyopy"
 """The symmetry search of the fast path. moyopy measured 0.75 ms per COD CIF against spglib's 3.6 ms
 (and ~3 ms against ~40 ms on fcc primitive cells). With spglib's angle tolerance it names the same
 space group as spglib for 408 of the 409 shipped structures (BaNiO3: 194, the known P6₃/mmc, where
-spglib says 186). It runs only on cells it is safe on (:func:`_moyopy_safe`); spglib takes the rest
+spglib says 186). It runs only on cells it is safe on (:func:`moyopy_safe`); spglib takes the rest
 and any cell moyopy fails on."""
 
 ANGLE_TOLERANCE = 5.0
@@ -378,7 +378,7 @@ def _symmetrize(cell: CellArrays, primitive: bool, reader: CifReader) -> tuple[C
     """
     numbers = _species_numbers(cell.species)
     result = None
-    if reader == "fast" and FAST_SYMMETRY == "moyopy" and _moyopy_safe(cell):
+    if reader == "fast" and FAST_SYMMETRY == "moyopy" and moyopy_safe(cell):
         try:
             result = _moyopy_primitive(cell, numbers)
         except (KeyboardInterrupt, SystemExit):
@@ -419,7 +419,7 @@ bound (the process aborted at 2.5 GB under a 4 GB limit, 24 GB without one); no 
 translation that short (every atom would nearly touch its own image), and spglib takes such cells."""
 
 
-def _moyopy_safe(cell: CellArrays) -> bool:
+def moyopy_safe(cell: CellArrays) -> bool:
     """Whether moyopy may search this cell: its Niggli-reduced lattice has no translation shorter
     than :data:`MOYOPY_MIN_TRANSLATION` and is no more elongated than :data:`MOYOPY_MAX_ASPECT`
     (spglib's Niggli reduction, microseconds)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from matconcept.encoders.builtin import crystals_cifs
@@ -113,3 +114,23 @@ def test_elements_without_xray_scattering_data_are_rejected(nacl):
         read_structure(json.dumps(es.as_dict()), name="einsteinium.json")
     assert info.value.reason == InputErrorReason.UNKNOWN_ELEMENT
     assert "'Es'" in info.value.message and "einsteinium.json" in info.value.message
+
+
+def test_moyopy_runs_only_on_cells_it_is_safe_on(nacl):
+    """moyopy's search exhausted memory on a fuzzed 2-atom cell with a 0.56 Å lattice translation:
+    such cells (and overly elongated ones) go to spglib, and the file still reads."""
+    from matconcept.encoders.structure_io import CellArrays, moyopy_safe, read_structure
+
+    fuzzed = np.array([[3.78418103, 0.0, 2.44734706], [0.02239939, 0.55719802, 4.47197522], [0.0, 0.0, 4.50661]])
+    species = [nacl[0].species, nacl[0].species]
+    frac = np.array([[0.233, 0.233, 0.233], [0.767, 0.767, 0.767]])
+    assert not moyopy_safe(CellArrays(lattice=fuzzed, frac=frac, species=species))
+    needle = np.diag([3.0, 3.0, 95.0])
+    assert not moyopy_safe(CellArrays(lattice=needle, frac=frac, species=species))
+    assert moyopy_safe(CellArrays(lattice=nacl.lattice.matrix, frac=nacl.frac_coords, species=nacl.species_and_occu))
+    poscar = "fuzzed\n1.0\n" + "\n".join(" ".join(f"{x:.8f}" for x in row) for row in fuzzed)
+    poscar += "\nNa\n2\ndirect\n0.233 0.233 0.233\n0.767 0.767 0.767\n"
+    try:
+        read_structure(poscar.encode(), name="POSCAR")
+    except StructureInputError as exc:  # a named reason is as good as a structure; a crash is not
+        assert exc.reason
