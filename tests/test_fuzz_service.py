@@ -41,9 +41,8 @@ from google.protobuf.descriptor import FieldDescriptor
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.live_service import live_service
+from tests.live_service import API_KEY
 
-API_KEY = "fuzz-key-5c1e"
 HTTP_EXAMPLES = int(os.environ.get("MATCONCEPT_FUZZ_EXAMPLES", "4"))
 """Schemathesis examples per operation and phase (the coverage phase's cases are fixed by the schema)."""
 GRPC_EXAMPLES = int(os.environ.get("MATCONCEPT_FUZZ_GRPC_EXAMPLES", "30"))
@@ -74,17 +73,8 @@ def _artifacts() -> Path:
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory):
-    old = os.environ.get("MATCONCEPT_MAX_UPSERT_ITEMS")
-    os.environ["MATCONCEPT_MAX_UPSERT_ITEMS"] = str(MAX_UPSERT_ITEMS)
-    try:
-        with live_service(tmp_path_factory.mktemp("store"), API_KEY, "mcfz") as running:
-            yield running
-    finally:
-        if old is None:
-            os.environ.pop("MATCONCEPT_MAX_UPSERT_ITEMS", None)
-        else:
-            os.environ["MATCONCEPT_MAX_UPSERT_ITEMS"] = old
+def service(serve_cluster, tmp_path_factory):
+    return serve_cluster.deploy("fuzz_service", tmp_path_factory.mktemp("store"), max_upsert_items=MAX_UPSERT_ITEMS)
 
 
 @pytest.fixture(scope="module")

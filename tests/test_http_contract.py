@@ -27,9 +27,8 @@ import numpy as np
 import pytest
 import requests
 
-from tests.live_service import live_service
+from tests.live_service import API_KEY
 
-API_KEY = "contract-key-81d3"
 KEYS: dict[str, str | None] = {"none": None, "wrong": "Bearer wrong-key-0000", "right": f"Bearer {API_KEY}"}
 N_STORED = 6
 DIM = 1024
@@ -41,9 +40,8 @@ def _headers(key: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory):
-    with live_service(tmp_path_factory.mktemp("store"), API_KEY, "mchc") as running:
-        yield running
+def service(serve_cluster, tmp_path_factory):
+    return serve_cluster.deploy("http_contract", tmp_path_factory.mktemp("store"))
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,8 @@
 """The materials map page (``GET /map``) in a real headless Chromium against the real service.
 
-The module starts the Ray Serve service on loopback with a fresh embedded store (its own Ray
-session directory; the teardown checks that no Ray process of it is left), stores real COD CIFs,
-computes the map through ``POST /v1/map/layout`` and drives the page with Playwright: the points
+The module runs on the Ray Serve service on loopback over a fresh embedded store holding real COD
+CIFs and their map (``POST /v1/map/layout``), shared with ``test_results_web``
+(:mod:`tests.pages_service`), and drives the page with Playwright: the points
 load, an uploaded CIF (stored or not) and an XRD pattern are placed as a red star with their
 neighbours listed, a click on a point lists its neighbours, and a bad upload shows the service's
 error message. A screenshot is saved to ``$MATCONCEPT_TEST_ARTIFACTS`` (default
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import io
 import os
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -24,7 +23,8 @@ import numpy as np
 import pytest
 import requests
 
-from tests.live_service import live_service
+from tests.live_service import API_KEY
+from tests.pages_service import N_STORED, NOT_STORED
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -40,17 +40,12 @@ CHROMIUM_ARGS = [
     "--enable-unsafe-swiftshader",
 ]
 VIEWPORT = {"width": 1400, "height": 860}
-API_KEY = "test-key-map-81d0"
-N_STORED = 20
 TOP_K = 10
-NOT_STORED = "GaAs"
-"""A COD CIF of the ``crystals`` package left out of the store (zincblende: unlike the stored ones)."""
 QUERY_RGB = (225, 29, 72)
 """The query star's fill, ``QUERY_COLOR`` (#e11d48) in ``service/web/js/plot.js``."""
 COLOUR_TOLERANCE = 40
 """Per channel, 0-255: anti-aliasing and the marker's outline stay far below this."""
 WAIT_MS = 30_000
-LAYOUT_TIMEOUT_S = 90
 SLOW_LAYOUT_ITER = 70_000
 """t-SNE iterations of the recomputed layout, so its progress is on the page for several seconds."""
 
@@ -68,34 +63,14 @@ def _artifacts() -> Path:
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory):
-    with live_service(tmp_path_factory.mktemp("store"), API_KEY, "mcw") as running:
-        yield running
+def service(pages_service):
+    return pages_service[0]
 
 
 @pytest.fixture(scope="module")
-def stored(service) -> dict[str, Path]:
+def stored(pages_service) -> dict[str, Path]:
     """N_STORED real COD CIFs stored through the API, and their map computed: material id → path."""
-    from matconcept.encoders.builtin import crystals_cifs
-    from matconcept.service.client import MatconceptClient
-
-    paths = [p for p in crystals_cifs() if p.stem != NOT_STORED][:N_STORED]
-    with MatconceptClient(service.grpc_target, api_key=API_KEY) as client:
-        result = client.upsert(paths, source="cod")
-    assert result.failed == 0, result
-    by_id = {r.material_id: p for r, p in zip(result.results, paths, strict=True)}
-
-    r = requests.post(f"{service.http_url}/v1/map/layout", headers={"authorization": f"Bearer {API_KEY}"}, json={})
-    assert r.status_code == 200, r.text
-    deadline = time.time() + LAYOUT_TIMEOUT_S
-    while True:
-        state = requests.get(f"{service.http_url}/v1/map").json()
-        if state["job"]["state"] in ("done", "failed") or time.time() > deadline:
-            break
-        time.sleep(0.5)
-    assert state["job"]["state"] == "done", state
-    assert state["layout"]["n_points"] == N_STORED
-    return by_id
+    return pages_service[1]
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,8 @@ import requests
 
 from matconcept.encoders.xrd import WAVELENGTHS, XRDSettings
 from matconcept.encoders.xrd.synthetic import MeasuredConditions, random_conditions, simulate_measured
-from tests.live_service import live_service
+from tests.live_service import API_KEY
 
-API_KEY = "test-key-7a1d"
 DISTINCT = (
     "BaTiO3_cubic.cif",
     "C.cif",
@@ -46,9 +45,8 @@ a Cu pattern is told from Ni's by chemistry only (the elements filter)."""
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory):
-    with live_service(tmp_path_factory.mktemp("store"), API_KEY, "mcphase") as running:
-        yield running
+def service(serve_cluster, tmp_path_factory):
+    return serve_cluster.deploy("phase_id_service", tmp_path_factory.mktemp("store"))
 
 
 @pytest.fixture(scope="module")

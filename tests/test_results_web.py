@@ -1,7 +1,8 @@
 """The results page (``GET /``) in a real headless Chromium against the real service.
 
-The module starts the Ray Serve service on loopback with a fresh embedded store, stores real COD
-CIFs (and computes the map, whose index the page uses to look up formulas), and drives the page with
+The module runs on the Ray Serve service on loopback over a fresh embedded store holding real COD
+CIFs and their map (whose index the page uses to look up formulas), shared with ``test_map_web``
+(:mod:`tests.pages_service`), and drives the page with
 Playwright: an uploaded CIF lists its hits and is compared with one, the 3D viewers draw (the atom
 count of 3Dmol.js's model, and coloured pixels in the canvas), the powder patterns of both are
 overlaid, "Download CIF" gives a CIF that parses to the stored structure, a shared address
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import io
 import os
-import time
 import warnings
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -28,19 +28,14 @@ import numpy as np
 import pytest
 import requests
 
-from tests.live_service import live_service
+from tests.pages_service import NOT_STORED
 from tests.test_map_web import CHROMIUM, CHROMIUM_ARGS
 
 VIEWPORT = {"width": 1440, "height": 1000}
-API_KEY = "test-key-results-5c2e"
-N_STORED = 20
 TOP_K = 10
-NOT_STORED = "GaAs"
-"""A COD CIF of the ``crystals`` package left out of the store."""
 UPLOADED = "Cu"
 """The stored COD CIF uploaded as a query: fcc, 4 atoms in its cell as published, 1 in the primitive cell."""
 WAIT_MS = 60_000
-LAYOUT_TIMEOUT_S = 90
 VIEWER_FILE = "vendor/3Dmol-min.js"
 VIEWER_ASSET = f"/map/static/{VIEWER_FILE}"
 MIN_INK = 0.01
@@ -60,29 +55,15 @@ def _artifacts() -> Path:
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory):
-    with live_service(tmp_path_factory.mktemp("store"), API_KEY, "mcr") as running:
-        yield running
+def service(pages_service):
+    return pages_service[0]
 
 
 @pytest.fixture(scope="module")
-def stored(service) -> dict[str, Path]:
+def stored(pages_service) -> dict[str, Path]:
     """N_STORED real COD CIFs stored through the API and the map computed: material id → CIF path."""
-    from matconcept.encoders.builtin import crystals_cifs
-    from matconcept.service.client import MatconceptClient
-
-    paths = [p for p in crystals_cifs() if p.stem != NOT_STORED][:N_STORED]
-    assert UPLOADED in {p.stem for p in paths}
-    with MatconceptClient(service.grpc_target, api_key=API_KEY) as client:
-        result = client.upsert(paths, source="cod")
-    assert result.failed == 0, result
-    by_id = {r.material_id: p for r, p in zip(result.results, paths, strict=True)}
-    r = requests.post(f"{service.http_url}/v1/map/layout", headers={"authorization": f"Bearer {API_KEY}"}, json={})
-    assert r.status_code == 200, r.text
-    deadline = time.time() + LAYOUT_TIMEOUT_S
-    while requests.get(f"{service.http_url}/v1/map").json()["job"]["state"] not in ("done", "failed"):
-        assert time.time() < deadline, "map layout not done"
-        time.sleep(0.5)
+    by_id = pages_service[1]
+    assert UPLOADED in {p.stem for p in by_id.values()}
     return by_id
 
 

@@ -1,8 +1,8 @@
 """End to end: the real Ray Serve service on loopback, real gRPC and HTTP, real CIFs, real qdrant-edge.
 
-One service per module (Ray + Serve take ~30 s and ~1.5 GB to start on 2 cores); it runs on a
-fresh embedded store in a temporary directory, with its own Ray session directory, and the
-teardown checks that no Ray process of that session is left.
+The module deploys its own application on the session's Ray Serve (:mod:`tests.live_service`: Ray
+and Serve start once per session) over a fresh embedded store in a temporary directory; the session's
+teardown checks that no Ray process is left.
 """
 
 from __future__ import annotations
@@ -16,17 +16,15 @@ import numpy as np
 import pytest
 import requests
 
-from tests.live_service import live_service
+from tests.live_service import API_KEY
 
-API_KEY = "test-key-5f2c"
 N_STORED = 8
 MIB = 1 << 20
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory):
-    with live_service(tmp_path_factory.mktemp("store"), API_KEY, "mct") as running:
-        yield running
+def service(serve_cluster, tmp_path_factory):
+    return serve_cluster.deploy("service", tmp_path_factory.mktemp("store"))
 
 
 @pytest.fixture(scope="module")

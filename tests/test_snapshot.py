@@ -26,9 +26,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.live_service import live_service
+from tests.live_service import API_KEY
 
-API_KEY = "snapshot-key-7d21"
 WRITERS = 3
 WRITES_BEFORE = 5
 """Requests each writer has answered before the snapshot is asked for (so there is something to keep)."""
@@ -59,9 +58,8 @@ def _cif(writer: int, n: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory):
-    with live_service(tmp_path_factory.mktemp("store"), API_KEY, "mcsn") as running:
-        yield running
+def service(serve_cluster, tmp_path_factory):
+    return serve_cluster.deploy("snapshot", tmp_path_factory.mktemp("store"))
 
 
 def _write(url: str, writer: Writer, stop: threading.Event, marks: dict[str, float]) -> None:
