@@ -97,6 +97,16 @@ def test_bad_layout_inputs_are_refused_with_a_reason(embedded):
         compute_layout(ids[:10], bad, embedder.model_id)
 
 
+def test_layout_threads_never_exceed_the_cores():
+    """``n_jobs`` is an API field (up to 1024): 1024 OpenMP threads on 2 cores made a layout ~60x slower."""
+    import os
+
+    from matconcept.service.map.layout import _n_jobs
+
+    cores = os.cpu_count() or 1
+    assert [_n_jobs(LayoutParams(n_jobs=n)) for n in (0, -1, 1, 1024)] == [cores, cores, 1, cores]
+
+
 def test_layouts_round_trip_and_only_a_finished_layout_becomes_current(tmp_path, layout):
     store = LayoutStore(tmp_path / "maps")
     assert store.load() is None and store.current_id() is None
