@@ -62,6 +62,9 @@ MAX_FWHM = 1.5
 """Degrees; widest peak width estimated or used."""
 FWHM_PEAKS = 15
 """Strongest peaks whose half-maximum widths are measured to estimate the FWHM."""
+FWHM_QUANTILE = 25.0
+"""Percentile of those widths taken as the FWHM: overlapping peaks only ever look wider, so a low
+quantile ignores them (the median read 0.23° for a SiC polytype's clustered peaks of 0.07°)."""
 MIN_PEAK_SIGNAL = 1e-3
 """Peaks must rise this far (relative to the strongest measured point) above the background."""
 PRE_SMOOTH_BINS = 1.0
@@ -237,7 +240,7 @@ def snip_background(y: np.ndarray, half_window: int) -> np.ndarray:
 
 
 def estimate_fwhm(signal: np.ndarray, step: float, n_peaks: int = FWHM_PEAKS) -> float | None:
-    """Median full width at half maximum of the strongest isolated-looking peaks, degrees.
+    """Full width at half maximum of the strongest peaks (their lower quartile), degrees.
 
     Half-maximum crossings are found on each side of a local maximum (linear interpolation) in a
     window of ±1.5°; peaks whose half maximum is not reached in the window are skipped.
@@ -279,7 +282,7 @@ def estimate_fwhm(signal: np.ndarray, step: float, n_peaks: int = FWHM_PEAKS) ->
     widths = (r_pos + l_pos)[ok & (r > 0) & (left_steps > 0)] * step
     if widths.size == 0:
         return None
-    return float(np.median(widths[:n_peaks]))
+    return float(np.percentile(widths[:n_peaks], FWHM_QUANTILE))
 
 
 def prepare_query(
