@@ -154,8 +154,8 @@ class MatchResult:
         refined: Whether the candidate went through the fine pass (the others' scores are lower bounds).
         polished: Whether its strain, shift and peak width were then fitted by least squares (the
             :attr:`MatchConfig.polish` best; their scores are cosines of that full-profile fit).
-        texture_axis: Index into :data:`~matconcept.encoders.xrd.texture.TEXTURE_AXES` of the fitted
-            preferred orientation, −1 where none was fitted (see :func:`texture_fit`).
+        texture_axis: Index into the candidate's ``OrientedReflections.axes`` of the fitted preferred
+            orientation, −1 where none was fitted (see :func:`texture_fit`).
         texture_r: Its March-Dollase r (1: a random powder fitted best, or none fitted).
     """
 
@@ -572,12 +572,12 @@ def match_peaks(
         polished[rows] = True
         if oriented is not None and config.texture:
             # Texture changes intensities by up to 3×, as much as what tells isostructural compounds
-            # apart; the best few are fitted with it, all alike (a fit can only raise a score).
+            # apart; the best few are fitted with it, all alike.
             pick = np.argsort(-fit.score, kind="stable")[: config.texture]
             pick = pick[fit.score[pick] >= fit.score[pick[0]] - config.texture_margin]
             rows = rows[pick]
             phases = list(oriented([int(r) for r in rows]))
-            if all(p is not None for p in phases):  # scored alike or not at all: a fit only raises a score
+            if all(p is not None for p in phases):  # scored alike or not at all
                 tex = texture_fit(query, phases, strain[rows], shift[rows], fit.fwhm[pick], config)
                 score[rows] = tex.score
                 texture_axis, texture_r = np.full(n_cand, -1), np.ones(n_cand)
@@ -690,6 +690,24 @@ def _profile(
     return out
 
 
+def _profile_frame(query: PreparedQuery, config: MatchConfig) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """What the profile fits (:func:`polish_fit`, :func:`texture_fit`) compare on: the covered bins
+    (edges excluded: clipped window bins land there), the smooth-background basis (or None), and the
+    query without its smooth part.
+
+    The smooth background left after SNIP is fitted with each profile (variable projection: the
+    query and each profile lose their component in the span of smooth B-splines). Left in, it
+    credits any candidate with a peak where it is high, and it biases the scale.
+    """
+    centres = query.settings.bin_centres()
+    lo, hi = query.covered
+    covered = (centres >= lo - 1e-9) & (centres <= hi + 1e-9)
+    covered[[0, -1]] = False
+    smooth = _smooth_basis(centres, covered, config.polish_background) if config.polish_background > 0 else None
+    y = query.signal if smooth is None else query.signal - smooth @ (smooth.T @ query.signal)
+    return covered, smooth, y
+
+
 def polish_fit(
     query: PreparedQuery, table: PeakTable, strain: np.ndarray, shift: np.ndarray, config: MatchConfig | None = None
 ) -> PolishedFit:
@@ -716,7 +734,6 @@ def polish_fit(
         config: Strain and shift ranges, ``polish_iterations``, ``polish_background``, ``intensity_power``.
     """
     config = config or DEFAULT_MATCH
-    y = query.signal
     live = table.intensity > 0
     heights = np.where(live, np.power(np.clip(table.intensity, 0.0, None), config.intensity_power), 0.0)
     sin0 = query.settings.wavelength / (2.0 * np.where(live, table.d, 1.0))
@@ -731,17 +748,7 @@ def polish_fit(
     params = np.stack([np.asarray(strain, float), np.asarray(shift, float), np.full(n_cand, sigma0)], axis=1)
     params = np.clip(params, bounds[0], bounds[1])
 
-    centres = query.settings.bin_centres()
-    lo, hi = query.covered
-    covered = (centres >= lo - 1e-9) & (centres <= hi + 1e-9)
-    covered[[0, -1]] = False  # clipped window bins land on the edges
-
-    # The smooth background left after SNIP is fitted with each profile (variable projection: the
-    # query and each profile lose their component in the span of smooth B-splines). Left in, it
-    # credits any candidate with a peak where it is high, and it biases the scale.
-    smooth = _smooth_basis(centres, covered, config.polish_background) if config.polish_background > 0 else None
-    if smooth is not None:
-        y = y - smooth @ (smooth.T @ y)
+    covered, smooth, y = _profile_frame(query, config)
     y_norm = max(float(np.linalg.norm(y)), 1e-12)
 
     def state(p: np.ndarray):
@@ -798,7 +805,7 @@ class TextureFit:
     score: np.ndarray
     """Cosine of the query with the best textured profile (as :class:`PolishedFit`'s, background-free)."""
     axis: np.ndarray
-    """Index into :data:`~matconcept.encoders.xrd.texture.TEXTURE_AXES` of the best axis."""
+    """Index into the candidate's ``OrientedReflections.axes`` of the best axis."""
     r: np.ndarray
     """Its March-Dollase r."""
 
@@ -811,14 +818,15 @@ def texture_fit(
     fwhm: np.ndarray,
     config: MatchConfig | None = None,
 ) -> TextureFit:
-    """Fit each candidate's preferred orientation: the best of March-Dollase along every low-index
-    axis of its conventional cell at every r of :data:`TEXTURE_R`, at the strain, shift and width of
-    :func:`polish_fit`, scored like it (cosine after removing a smooth background).
+    """Fit each candidate's preferred orientation: the best of March-Dollase along each of its axes
+    (:func:`~matconcept.encoders.xrd.texture.low_index_axes`) at every r of :data:`TEXTURE_R`, at the
+    strain, shift and width of :func:`polish_fit`, scored like it (cosine after removing a smooth
+    background).
 
     Why: after the polish, the error left between a textured measurement and the right phase is in
     its intensities, and so is what tells isostructural compounds apart; without a texture model
     the wrong one of two wins whenever the texture happens to favour it. Every candidate fitted
-    gets the same freedom (5 axes × 13 r), so the comparison stays fair; on the phase-identification
+    gets the same freedom (its 8 lowest-order axes × 13 r), so the comparison stays fair; on the phase-identification
     benchmark this is the step that decides between ZrC and HfC. The model is drawn from each
     candidate's reflections (not its merged peak list), since a texture acts per reflection
     direction. Vectorised over (axes × r × reflections) per candidate, through the reflections' overlaps.
@@ -833,15 +841,9 @@ def texture_fit(
     config = config or DEFAULT_MATCH
     settings = query.settings
     n_bins, step = settings.n_bins, settings.step
-    centres = settings.bin_centres()
-    first = float(centres[0])
+    first = float(settings.bin_centres()[0])
     lo, hi = query.covered
-    covered = (centres >= lo - 1e-9) & (centres <= hi + 1e-9)
-    covered[[0, -1]] = False
-    y = query.signal
-    smooth = _smooth_basis(centres, covered, config.polish_background) if config.polish_background > 0 else None
-    if smooth is not None:
-        y = y - smooth @ (smooth.T @ y)
+    covered, smooth, y = _profile_frame(query, config)
     y_norm = max(float(np.linalg.norm(y)), 1e-12)
     denoise2 = max(_seen_width(query) ** 2 - query.fwhm**2, 0.0)
     n_cand = len(phases)
