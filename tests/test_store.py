@@ -406,11 +406,22 @@ def test_structure_vector_and_hybrid_fusions(tmp_path, points, store):
         # the embedded engine scores the fusion's candidates itself: the distances Python computes from their vectors
         from matconcept.service.store.base import VectorStore
 
-        union = [h.material_id for h in s.search(query.crystal, using="crystal", k=15)]
-        engine, python = s._distances(union, vectors), VectorStore._distances(s, union, vectors)
-        assert set(engine["crystal"]) == set(union) == set(python["structure"])
+        from matconcept.service.store.payload import point_id_for
+
+        union = [point_id_for(h.material_id) for h in s.search(query.crystal, using="crystal", k=15)]
         for name in vectors:
-            assert engine[name] == pytest.approx(python[name], rel=1e-4, abs=1e-5)
+            engine, python = (
+                s._distances_to(union, name, vectors[name]),
+                VectorStore._distances_to(s, union, name, vectors[name]),
+            )
+            assert set(engine) == set(union) == set(python)
+            assert engine == pytest.approx(python, rel=1e-4, abs=1e-5)
+        # a notion's own candidates keep their distances; only the others' are computed
+        lists = {"crystal": [(p, 0.5) for p in union[:5]], "structure": [(p, 0.25) for p in union[3:9]]}
+        both = s._distances(lists, vectors)
+        assert set(both["crystal"]) == set(both["structure"]) == set(union[:9])
+        assert [both["crystal"][p] for p in union[:5]] == [0.5] * 5
+        assert both["structure"][union[0]] == pytest.approx(python[union[0]], rel=1e-4)
         page = next(s.scroll_raw(page=3))
         s.write_raw([(pl["material_id"], {**v, "structure": [0.0] * 16}, pl) for pl, v in page])
         again = {pl["material_id"]: (pl, v) for pl, v in next(s.scroll_raw(page=3))}

@@ -18,6 +18,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 
 from matconcept.service.store.hybrid import HYBRID_NOTIONS, HybridOptions, rrf_fuse, zscore_fuse
+from matconcept.service.store.payload import point_id_for
 from matconcept.service.store.peaks import FINGERPRINT, FINGERPRINT_DIM, PEAK_FIELDS, peaks_for
 from matconcept.service.store.records import (
     PAYLOAD_VERSION,
@@ -211,49 +212,69 @@ class VectorStore(ABC):
             if name not in vectors:
                 raise ValueError(f"a hybrid search needs the query's {name} vector")
         depth = max(options.depth, k)
+        # Candidates are keyed by the engine's point ids, not material ids: reading even one payload field
+        # makes qdrant-edge decode the whole payload (kept structure and peak list included), ~22 µs a
+        # point, which was most of a hybrid search; only the k fused hits' payloads are read.
         lists = {name: self._candidates(vectors[name], name, depth, filters, exact) for name in HYBRID_NOTIONS}
         if options.fusion == "rrf":
             fused = rrf_fuse(lists, options)
             engine = self._rrf_query(vectors, k, depth, filters, options)
             if engine is not None:  # the engine's order and scores; our labels (same rule, same lists)
                 by_key = {f.key: f for f in fused}
-                fused = [by_key[m].model_copy(update={"score": s}) for m, s in engine if m in by_key]
+                fused = [by_key[key].model_copy(update={"score": s}) for key, s in engine if key in by_key]
         else:
-            union = list(dict.fromkeys(m for items in lists.values() for m, _ in items))
-            distances = self._distances(union, vectors)
-            fused = zscore_fuse(lists, distances, options)
+            fused = zscore_fuse(lists, self._distances(lists, vectors), options)
         fused = fused[:k]
-        payloads = {r.material_id: r.payload for r in self.get([f.key for f in fused])}
+        records = self._payloads([f.key for f in fused])
         return [
             Hit(
-                material_id=f.key,
+                material_id=records[f.key].material_id,
                 distance=f.distance,
-                payload=payloads[f.key],
+                payload=records[f.key],
                 notion=f.notion,
                 fusion=options.fusion,
                 score=f.score,
             )
             for f in fused
-            if f.key in payloads
+            if f.key in records
         ]
 
     def _candidates(
         self, vector: np.ndarray, name: str, depth: int, filters: SearchFilters | None, exact: bool | None
     ) -> list[tuple[str, float]]:
-        """(material id, distance) of one notion's ``depth`` nearest, for fusion (engines may skip payloads)."""
+        """(point id, distance) of one notion's ``depth`` nearest, for fusion (engines skip payloads)."""
         hits = self.search(vector, using=name, k=depth, filters=filters, exact=exact)  # type: ignore[arg-type]
-        return [(h.material_id, h.distance) for h in hits]
+        return [(point_id_for(h.material_id), h.distance) for h in hits]
 
-    def _distances(self, material_ids: list[str], vectors: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
-        """notion → material id → Euclidean distance of the stored vector to the query's."""
-        out: dict[str, dict[str, float]] = {name: {} for name in HYBRID_NOTIONS}
-        for record in self._retrieve(material_ids, ["material_id"], list(HYBRID_NOTIONS)):  # type: ignore[arg-type]
-            for name in HYBRID_NOTIONS:
-                stored = (record.vector or {}).get(name)
-                if stored is not None:
-                    diff = np.asarray(stored, dtype=np.float64) - np.asarray(vectors[name], dtype=np.float64)
-                    out[name][record.payload["material_id"]] = float(np.linalg.norm(diff))
+    def _distances(
+        self, lists: dict[str, list[tuple[str, float]]], vectors: dict[str, np.ndarray]
+    ) -> dict[str, dict[str, float]]:
+        """notion → point id → Euclidean distance of the stored vector to the query's, for every candidate
+        of any list: a notion's own candidates keep the distance it returned; the others are computed."""
+        out: dict[str, dict[str, float]] = {name: dict(lists[name]) for name in HYBRID_NOTIONS}
+        union = list(dict.fromkeys(key for items in lists.values() for key, _ in items))
+        for name in HYBRID_NOTIONS:
+            missing = [key for key in union if key not in out[name]]
+            if missing:
+                out[name].update(self._distances_to(missing, name, vectors[name]))
         return out
+
+    def _distances_to(self, point_ids: list[str], name: str, vector: np.ndarray) -> dict[str, float]:
+        """point id → Euclidean distance of its stored ``name`` vector to ``vector`` (engines compute it)."""
+        out = {}
+        query = np.asarray(vector, dtype=np.float64)
+        for record in self._retrieve_points(point_ids, False, [name]):
+            stored = (record.vector or {}).get(name)
+            if stored is not None:
+                out[str(record.id)] = float(np.linalg.norm(np.asarray(stored, dtype=np.float64) - query))
+        return out
+
+    def _payloads(self, point_ids: list[str]) -> dict[str, MaterialPayload]:
+        """point id → stored metadata payload, for the ids that exist."""
+        return {
+            str(r.id): MaterialPayload(**r.payload)
+            for r in self._retrieve_points(point_ids, self._metadata_only(), False)
+        }
 
     def _rrf_query(
         self,
@@ -263,7 +284,7 @@ class VectorStore(ABC):
         filters: SearchFilters | None,
         options: HybridOptions,
     ) -> list[tuple[str, float]] | None:
-        """(material id, RRF score) of the engine's own fusion (one prefetch per notion), best first;
+        """(point id, RRF score) of the engine's own fusion (one prefetch per notion), best first;
         None where the engine has no query API for it (then our :func:`rrf_fuse` orders the hits)."""
         return None
 
@@ -302,12 +323,16 @@ class VectorStore(ABC):
         filtered query the plan of :func:`filtered_plan` (exact for few matches, a wider beam else).
         """
 
-    @abstractmethod
-    def _retrieve(self, material_ids: list[str], with_payload: Any, with_vectors: bool) -> list[Any]:
+    def _retrieve(self, material_ids: list[str], with_payload: Any, with_vectors: Any) -> list[Any]:
         """The engine's point records (``.id``, ``.payload``, ``.vector``) for these material ids.
 
         ``with_payload``: a bool, a list of fields, or the engine's selector (:meth:`_metadata_only`).
         """
+        return self._retrieve_points([point_id_for(m) for m in material_ids], with_payload, with_vectors)
+
+    @abstractmethod
+    def _retrieve_points(self, point_ids: list[str], with_payload: Any, with_vectors: Any) -> list[Any]:
+        """:meth:`_retrieve` by the engine's point ids; ``with_vectors``: a bool or the names to read."""
 
     @abstractmethod
     def _metadata_only(self) -> Any:

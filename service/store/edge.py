@@ -261,13 +261,13 @@ class EdgeStore(VectorStore):
             for n in HYBRID_NOTIONS
         ]
         fusion = q.Fusion.Rrf(k=options.rrf_k, weights=[weights[n] for n in HYBRID_NOTIONS])
-        request = q.QueryRequest(limit=k, query=fusion, prefetches=prefetches, filter=flt, with_payload=["material_id"])
-        return [(p.payload["material_id"], float(p.score)) for p in self.shard.query(request)]
+        request = q.QueryRequest(limit=k, query=fusion, prefetches=prefetches, filter=flt, with_payload=False)
+        return [(str(p.id), float(p.score)) for p in self.shard.query(request)]
 
     def _candidates(self, vector, name, depth, filters, exact):
-        """As :meth:`search`, reading only each point's material id (fusion needs no more)."""
-        request = self._nearest(vector, name, depth, filters, exact, ["material_id"])
-        return [(p.payload["material_id"], float(p.score)) for p in self.shard.query(request)]
+        """As :meth:`search`, reading no payload: fusion needs only the point ids."""
+        request = self._nearest(vector, name, depth, filters, exact, False)
+        return [(str(p.id), float(p.score)) for p in self.shard.query(request)]
 
     def _nearest(self, vector, using: str, k: int, filters: SearchFilters | None, exact: bool | None, payload):
         """The query request of a ``k``-nearest search, planned by :func:`filtered_plan`."""
@@ -288,29 +288,21 @@ class EdgeStore(VectorStore):
             )
         return q.QueryRequest(limit=k, query=query, filter=flt, params=params, with_payload=payload)
 
-    def _distances(self, material_ids, vectors):
-        """The engine computes them: one exact query per notion restricted to these points' ids, so no
-        stored vector is read into Python (reading 1024-d vectors back cost ~60 % of a hybrid search)."""
+    def _distances_to(self, point_ids, name, vector):
+        """The engine computes them: one exact query restricted to these points, no stored vector read
+        into Python (reading 1024-d vectors back cost ~60 % of a hybrid search) and no payload."""
         q = self._q
-        if not material_ids:
-            return {name: {} for name in HYBRID_NOTIONS}
-        only = q.Filter(must=[q.HasIdCondition({point_id_for(m) for m in material_ids})])
+        only = q.Filter(must=[q.HasIdCondition(set(point_ids))])
         params = q.SearchParams(exact=True, quantization=q.QuantizationSearchParams(ignore=True))
-        out = {}
-        for name in HYBRID_NOTIONS:
-            query = q.Query.Nearest(check_vector(vectors[name], self.sizes[name]), using=name)
-            request = q.QueryRequest(
-                limit=len(material_ids), query=query, filter=only, params=params, with_payload=["material_id"]
-            )
-            out[name] = {p.payload["material_id"]: float(p.score) for p in self.shard.query(request)}
-        return out
+        query = q.Query.Nearest(check_vector(vector, self.sizes[name]), using=name)
+        request = q.QueryRequest(limit=len(point_ids), query=query, filter=only, params=params, with_payload=False)
+        return {str(p.id): float(p.score) for p in self.shard.query(request)}
 
     def _metadata_only(self):
         return self._q.PayloadSelector.Exclude([*STRUCTURE_FIELDS, *PEAK_FIELDS])
 
-    def _retrieve(self, material_ids: list[str], with_payload, with_vectors: bool) -> list:
-        ids = [point_id_for(m) for m in material_ids]
-        return self.shard.retrieve(ids, with_payload=with_payload, with_vector=with_vectors) if ids else []
+    def _retrieve_points(self, point_ids: list[str], with_payload, with_vectors) -> list:
+        return self.shard.retrieve(point_ids, with_payload=with_payload, with_vector=with_vectors) if point_ids else []
 
     def delete(self, material_ids: list[str]) -> int:
         records = self._retrieve(material_ids, False, False)

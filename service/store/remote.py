@@ -196,18 +196,17 @@ class RemoteStore(VectorStore):
         else:
             fusion = m.FusionQuery(fusion=m.Fusion.RRF)
         result = self.client.query_points(
-            self.collection, prefetch=prefetch, query=fusion, query_filter=flt, limit=k, with_payload=["material_id"]
+            self.collection, prefetch=prefetch, query=fusion, query_filter=flt, limit=k, with_payload=False
         )
-        return [(p.payload["material_id"], float(p.score)) for p in result.points]
+        return [(str(p.id), float(p.score)) for p in result.points]
 
     def _metadata_only(self):
         return self._m.PayloadSelectorExclude(exclude=[*STRUCTURE_FIELDS, *PEAK_FIELDS])
 
-    def _retrieve(self, material_ids: list[str], with_payload, with_vectors: bool) -> list:
-        ids = [point_id_for(m) for m in material_ids]
-        if not ids:
+    def _retrieve_points(self, point_ids: list[str], with_payload, with_vectors) -> list:
+        if not point_ids:
             return []
-        return self.client.retrieve(self.collection, ids, with_payload=with_payload, with_vectors=with_vectors)
+        return self.client.retrieve(self.collection, point_ids, with_payload=with_payload, with_vectors=with_vectors)
 
     def delete(self, material_ids: list[str]) -> int:
         records = self._retrieve(material_ids, False, False)
