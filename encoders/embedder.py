@@ -61,19 +61,49 @@ class Embedder:
     def dim(self) -> int:
         return self.loaded.info.model.embedding_dim
 
+    @property
+    def vector_names(self) -> tuple[str, ...]:
+        """The vectors this model gives a material: ``crystal``, ``xrd`` and, with that encoder, ``structure``."""
+        return ("crystal", "xrd", "structure") if self.has_structure_type else ("crystal", "xrd")
+
     @torch.inference_mode()
-    def embed_graphs(self, graphs: Sequence[Data]) -> tuple[np.ndarray, np.ndarray]:
-        """(crystal vectors, XRD vectors), each float32 (len(graphs), dim), of featurized materials."""
-        crystal, xrd = [], []
+    def embed(self, graphs: Sequence[Data], names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """The vectors ``names`` (default :attr:`vector_names`) of featurized materials, float32 (len(graphs), d).
+
+        Each chunk is collated once for every encoder, and an encoder not asked for does not run: a
+        structure search needs no XRD vector, whose CNN over the 5000-bin pattern was the largest
+        part of a single query's forward pass. ``xrd`` reads the graphs' simulated patterns
+        (:meth:`~matconcept.encoders.featurize.Featurizer.featurize` with ``pattern=True``).
+
+        Raises:
+            ValueError: An unknown name, ``structure`` for a model without that encoder, or ``xrd`` for a
+                graph without its pattern.
+        """
+        names = tuple(names or self.vector_names)
+        unknown = [n for n in names if n not in self.vector_names]
+        if unknown:
+            raise ValueError(
+                f"model {self.model_id} gives no {', '.join(unknown)} vectors (it has {self.vector_names})"
+            )
+        if "xrd" in names and any("xrd" not in g for g in graphs):
+            raise ValueError("an xrd vector needs the simulated pattern: featurize with pattern=True")
+        encoders = {
+            "crystal": self.model.crystal,
+            "xrd": lambda b: self.model.xrd(b.xrd),
+            "structure": self.model.structure_type,
+        }
+        out: dict[str, list[np.ndarray]] = {n: [] for n in names}
         for start in range(0, len(graphs), self.batch_size):
             batch = Batch.from_data_list(list(graphs[start : start + self.batch_size])).to(self.device)
-            c, x = self.model(batch)
-            crystal.append(c.float().cpu().numpy())
-            xrd.append(x.float().cpu().numpy())
-        if not crystal:
-            empty = np.zeros((0, self.dim), dtype=np.float32)
-            return empty, empty.copy()
-        return np.concatenate(crystal), np.concatenate(xrd)
+            for name in names:
+                out[name].append(encoders[name](batch).float().cpu().numpy())
+        sizes = {"crystal": self.dim, "xrd": self.dim, "structure": self.structure_dim}
+        return {n: np.concatenate(v) if v else np.zeros((0, sizes[n]), dtype=np.float32) for n, v in out.items()}
+
+    def embed_graphs(self, graphs: Sequence[Data]) -> tuple[np.ndarray, np.ndarray]:
+        """(crystal vectors, XRD vectors), each float32 (len(graphs), dim), of featurized materials."""
+        vectors = self.embed(graphs, ("crystal", "xrd"))
+        return vectors["crystal"], vectors["xrd"]
 
     @property
     def has_structure_type(self) -> bool:
@@ -85,21 +115,15 @@ class Embedder:
         c = self.loaded.info.model.structure_type
         return c.dim if c is not None else None
 
-    @torch.inference_mode()
     def embed_structure_types(self, graphs: Sequence[Data]) -> np.ndarray:
         """Structure-type vectors (len(graphs), structure_dim) of featurized materials.
 
         Raises:
             ValueError: The model has no structure-type encoder.
         """
-        encoder = self.model.structure_type
-        if encoder is None:
+        if not self.has_structure_type:
             raise ValueError(f"model {self.model_id} has no structure-type encoder; use a checkpoint that has one")
-        out = []
-        for start in range(0, len(graphs), self.batch_size):
-            batch = Batch.from_data_list(list(graphs[start : start + self.batch_size])).to(self.device)
-            out.append(encoder(batch).float().cpu().numpy())
-        return np.concatenate(out) if out else np.zeros((0, encoder.config.dim), dtype=np.float32)
+        return self.embed(graphs, ("structure",))["structure"]
 
     @torch.inference_mode()
     def embed_patterns(self, patterns: np.ndarray) -> np.ndarray:

@@ -35,8 +35,13 @@ class Featurizer:
         """The max-normalised simulated powder pattern, float32 (n_bins,)."""
         return self.xrd.pattern(structure)
 
-    def featurize(self, structure: Structure) -> Data:
-        """The crystal graph of ``structure`` with its simulated pattern (``xrd``) and role graph (``type_*``)."""
+    def featurize(self, structure: Structure, pattern: bool = True) -> Data:
+        """The crystal graph of ``structure`` with its simulated pattern (``xrd``) and role graph (``type_*``).
+
+        ``pattern=False`` leaves the pattern out, for a query that needs no XRD vector (a structure search
+        by concept or structure type): the simulation is then skipped.
+        """
         data = self.graph.featurize(structure)
-        data.xrd = torch.from_numpy(self.pattern(structure)).unsqueeze(0)
+        if pattern:
+            data.xrd = torch.from_numpy(self.pattern(structure)).unsqueeze(0)
         return add_structure_type_graph(data, structure)

@@ -144,15 +144,17 @@ def _pool_context(work: Callable[..., object]) -> mp.context.BaseContext:
 
 
 def featurize_entry(
-    entry: RawEntry, featurizer: Featurizer, limits: ParseLimits, reader: CifReader = "fast"
+    entry: RawEntry, featurizer: Featurizer, limits: ParseLimits, reader: CifReader = "fast", pattern: bool = True
 ) -> Featurized:
-    """Parse, check and featurize one entry; any failure becomes ``Featurized.error``."""
+    """Parse, check and featurize one entry; any failure becomes ``Featurized.error``.
+
+    ``pattern=False``: no simulated pattern on the graph (a query that needs no XRD vector)."""
     try:
         parsed = read_entry(entry, limits, reader)
     except StructureInputError as exc:
         return Featurized(entry.name, entry.stem, error=exc)
     try:
-        graph = featurizer.featurize(parsed.structure)
+        graph = featurizer.featurize(parsed.structure, pattern=pattern)
     except Exception as exc:  # a checked structure should featurize; report, never crash a batch
         logger.exception("%s: featurization failed", entry.name)
         err = StructureInputError(InputErrorReason.FEATURIZE_FAILED, entry.name, f"featurization failed: {exc}")

@@ -183,3 +183,26 @@ def test_pool_workers_send_graphs_back_in_line_and_unchanged():
                 assert a.dtype == b.dtype and torch.equal(a, b), key
             else:
                 assert a == b, key
+
+
+def test_a_query_embeds_only_the_vectors_it_compares():
+    """A structure search needs no XRD vector: a graph without the simulated pattern gets the same concept
+    and structure-type vectors as the full path, and asking for xrd without a pattern, or for a vector the
+    model does not give, fails by name."""
+    from matconcept.encoders.checkpoint import resolve_model
+
+    embedder = Embedder(resolve_model(None, "cpu"), device="cpu")
+    assert embedder.vector_names == ("crystal", "xrd", "structure")
+    structures = [read_structure(cod_cif(n)).structure for n in ("vo2-m1", "BaTiO3_cubic")]
+    full = embedder.embed([embedder.featurizer.featurize(s) for s in structures])
+    bare = [embedder.featurizer.featurize(s, pattern=False) for s in structures]
+    assert all("xrd" not in g for g in bare)
+    query = embedder.embed(bare, ("crystal", "structure"))
+    assert set(query) == {"crystal", "structure"}
+    for name in query:
+        np.testing.assert_allclose(query[name], full[name], atol=1e-6)
+    assert full["xrd"].shape == (2, embedder.dim)
+    with pytest.raises(ValueError, match="no fingerprint"):
+        embedder.embed(bare, ("fingerprint",))
+    with pytest.raises(ValueError, match="needs the simulated pattern"):
+        embedder.embed(bare, ("xrd",))

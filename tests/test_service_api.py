@@ -162,7 +162,10 @@ def test_a_search_without_using_resolves_it_and_says_so():
     hit = Hit(material_id="cod:1000000", distance=0.0, payload=_payload())
     calls: list[str] = []
 
-    async def embed_structure(s, field):
+    asked: list[tuple[str, ...] | None] = []
+
+    async def embed_structure(s, field, names=None):
+        asked.append(names)
         return EmbeddedStructure(crystal=[0.0] * 8, xrd=[0.0] * 8, structure_type=[0.0] * 4)
 
     async def get(ids, with_vectors):
@@ -187,6 +190,8 @@ def test_a_search_without_using_resolves_it_and_says_so():
             result = asyncio.run(service.search(query))
             assert calls == [notion] and result.using == notion and result.hits[0].notion in ("crystal", "structure")
             assert (result.hits[0].fusion == "zscore") == (notion == "hybrid")
+        # a structure query asks the embedder for the vectors it compares only (no XRD vector)
+        assert asked[-1] == (("crystal", "structure") if notion == "hybrid" else ("crystal",))
         vector = asyncio.run(service.search(SearchQuery(vector=[0.0] * 8)))
         assert vector.using == "crystal" and vector.hits[0].notion == "crystal"
     assert convert.search_query_to_pb(queries[1]).using == pb.VECTOR_SPACE_UNSPECIFIED
@@ -305,3 +310,24 @@ def test_map_page_modules_and_meta_are_served_without_a_store():
         (1, "1 tricl./mono."), (16, "16 orth."), (75, "75 tetr."), (143, "143 trig."), (168, "168 hex."),
         (195, "195 cubic"), (230, "230"),
     ]  # fmt: skip
+
+
+def test_cluster_nodes_get_the_serve_fast_path_a_local_start_sets():
+    """The KubeRay nodes' environment carries every Serve request-path setting ``launch`` sets for a local Ray,
+    so a cluster runs the same request path the benchmarks measure."""
+    from pathlib import Path
+
+    import yaml
+
+    from matconcept.service.app.launch import RAY_ENV, SERVE_FAST_PATH
+
+    rayservice = yaml.safe_load(
+        (Path(__file__).resolve().parents[1] / "deploy" / "kuberay-rayservice.yaml").read_text()
+    )
+    specs = [rayservice["spec"]["rayClusterConfig"]["headGroupSpec"]] + rayservice["spec"]["rayClusterConfig"][
+        "workerGroupSpecs"
+    ]
+    for spec in specs:
+        env = {e["name"]: e.get("value") for e in spec["template"]["spec"]["containers"][0]["env"]}
+        assert {k: env.get(k) for k in SERVE_FAST_PATH} == SERVE_FAST_PATH
+    assert set(SERVE_FAST_PATH) <= set(RAY_ENV)  # a local stop restores them

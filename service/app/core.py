@@ -192,9 +192,12 @@ class ServiceAPI:
             )
 
     # -- embedding ----------------------------------------------------------------------------
-    async def _embed_structure(self, s: StructureIn, field: str) -> EmbeddedStructure:
+    async def _embed_structure(
+        self, s: StructureIn, field: str, names: tuple[str, ...] | None = None
+    ) -> EmbeddedStructure:
+        """The structure's vectors (``names`` only, where given: see the embedder's ``embed_structure``)."""
         self._check_structure(s, field)
-        out: EmbeddedStructure = await self.embedder.embed_structure.remote(s, field)
+        out: EmbeddedStructure = await self.embedder.embed_structure.remote(s, field, names)
         if out.error is not None:
             raise input_error(out.error)
         return out
@@ -241,7 +244,7 @@ class ServiceAPI:
     ) -> tuple[dict[str, list[float]], Any]:
         """The query's vectors of the stored notions ``names`` (each encoder's for a structure) and its summary."""
         if q.structure is not None:
-            out = await self._embed_structure(q.structure, "query.structure")
+            out = await self._embed_structure(q.structure, "query.structure", names)
             vectors = {"crystal": out.crystal, "xrd": out.xrd, "structure": out.structure_type}
             return {n: vectors[n] or [] for n in names}, out.summary
         if q.pattern is not None:

@@ -58,6 +58,12 @@ STORE_MAX_ONGOING = 256
 EMBEDDER_MAX_ONGOING = 256
 """Requests an embedder replica accepts at once: enough to fill batches under load."""
 FORMAT_SUFFIX = {"cif": ".cif", "json": ".json", "poscar": ".vasp"}
+INTERNAL_LOGGING = {"enable_access_log": False}
+"""The embedder's and the store's logging: no access line per call (the gateway logs each request once;
+a line per internal hop cost ~5 % of each replica's CPU under load)."""
+QUERY_VECTORS = ("crystal", "structure")
+"""The vectors a structure search compares unless it searches by ``xrd`` (the structure-type one where the
+model has that encoder)."""
 
 
 def _grpc_status(code: ErrorCode):
@@ -154,6 +160,9 @@ class EmbedderDeployment:
         self._forward_graphs = serve.batch(**batching, batch_size_fn=GraphSlots.from_settings(settings))(
             self._embed_graphs
         )
+        self._forward_query_graphs = serve.batch(**batching, batch_size_fn=GraphSlots.from_settings(settings))(
+            self._embed_query_graphs
+        )
         self._forward_patterns = serve.batch(**batching)(self._embed_patterns)
         logger.info("embedder ready: model %s on %s", self.embedder.model_id, device)
 
@@ -171,6 +180,14 @@ class EmbedderDeployment:
             for c, x, t in zip(crystal, xrd, types, strict=True)
         ]
 
+    async def _embed_query_graphs(self, graphs: list) -> list[dict[str, list[float]]]:
+        """One forward pass over a batch of search queries' graphs (no patterns): the concept and
+        structure-type vectors only, which is all a structure search by ``crystal``, ``structure`` or
+        ``hybrid`` compares (``_forward_query_graphs`` batches the callers)."""
+        names = QUERY_VECTORS if self.embedder.has_structure_type else QUERY_VECTORS[:1]
+        vectors = await asyncio.to_thread(self.embedder.embed, graphs, names)
+        return [{n: vectors[n][i].tolist() for n in names} for i in range(len(graphs))]
+
     async def _embed_patterns(self, patterns: list) -> list[list[float]]:
         """One forward pass over a batch of patterns (``_forward_patterns`` batches the callers)."""
         import numpy as np
@@ -178,17 +195,30 @@ class EmbedderDeployment:
         vectors = await asyncio.to_thread(self.embedder.embed_patterns, np.stack(patterns))
         return [v.tolist() for v in vectors]
 
-    def _featurize(self, entry: RawEntry) -> Featurized:
+    def _featurize(self, entry: RawEntry, pattern: bool = True) -> Featurized:
         """The one featurization path of the app (embed, search, upsert): ingest's, entry by entry."""
         from matconcept.encoders.pipeline import featurize_entry
 
-        return featurize_entry(entry, self.embedder.featurizer, self.limits)
+        return featurize_entry(entry, self.embedder.featurizer, self.limits, pattern=pattern)
 
-    async def embed_structure(self, s: StructureIn, field: str = "structure") -> EmbeddedStructure:
-        """Both vectors of one structure (errors come back as ``error``, never raised)."""
-        result = await asyncio.to_thread(self._featurize, structure_entry(s, field, field))
+    async def embed_structure(
+        self, s: StructureIn, field: str = "structure", names: tuple[str, ...] | None = None
+    ) -> EmbeddedStructure:
+        """The vectors of one structure (errors come back as ``error``, never raised).
+
+        ``names``: the vectors the caller compares; every vector when None or when it holds ``xrd``. A
+        search by ``crystal``, ``structure`` or ``hybrid`` asks for those only, and then neither the
+        pattern is simulated nor the XRD encoder run (``xrd`` is None in the answer).
+        """
+        query = names is not None and "xrd" not in names
+        result = await asyncio.to_thread(self._featurize, structure_entry(s, field, field), not query)
         if result.error is not None or result.graph is None:
             return EmbeddedStructure(error=_error(result))
+        if query:
+            vectors = await self._forward_query_graphs(result.graph)
+            return EmbeddedStructure(
+                summary=_summary(result.parsed), crystal=vectors["crystal"], structure_type=vectors.get("structure")
+            )
         crystal, xrd, structure_type = await self._forward_graphs(result.graph)
         return EmbeddedStructure(
             summary=_summary(result.parsed), crystal=crystal, xrd=xrd, structure_type=structure_type
@@ -556,8 +586,11 @@ def build(args: ServiceSettings) -> serve.Application:
     embedder = EmbedderDeployment.options(
         num_replicas=settings.embedder_replicas,
         ray_actor_options={"num_cpus": settings.embedder_num_cpus, "num_gpus": gpus},
+        logging_config=INTERNAL_LOGGING,
     ).bind(settings)
-    store = StoreDeployment.options(ray_actor_options={"num_cpus": 0}).bind(settings, model_id, dim, structure_dim)
+    store = StoreDeployment.options(ray_actor_options={"num_cpus": 0}, logging_config=INTERNAL_LOGGING).bind(
+        settings, model_id, dim, structure_dim
+    )
     return Gateway.options(num_replicas=settings.gateway_replicas, ray_actor_options={"num_cpus": 0}).bind(
         embedder, store, settings, model_id, dim, structure_dim
     )

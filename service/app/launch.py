@@ -28,7 +28,20 @@ logger = logging.getLogger(__name__)
 AUTO_MAP_MAX = 20_000
 """Largest store whose first map a start draws by itself (about a minute on 2 cores)."""
 
-RAY_ENV = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH", "RAY_SERVE_GRPC_MAX_MESSAGE_SIZE")
+SERVE_FAST_PATH = {
+    "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",
+    "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0",
+    "RAY_SERVE_USE_GRPC_BY_DEFAULT": "1",
+    "RAY_SERVE_FREEZE_GC_ON_STARTUP": "1",
+    "RAY_SERVE_LOG_TO_STDERR": "0",
+}
+"""Ray Serve's throughput-optimised request path (what ``RAY_SERVE_THROUGHPUT_OPTIMIZED=1`` sets, less its
+direct ingress, which moves each replica onto its own port behind HAProxy): user code and the router on the
+replica's own event loop instead of a thread each, and gRPC between deployments instead of actor calls.
+Measured on the 2-core machine, CPU per CIF search at 10 gRPC clients: gateway 16 → 8 ms, proxy 7 → 4 ms.
+A local start sets them where the environment does not; a cluster sets them on its nodes (``deploy/``)."""
+
+RAY_ENV = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH", "RAY_SERVE_GRPC_MAX_MESSAGE_SIZE", *SERVE_FAST_PATH)
 """Environment variables a local start sets (restored by :meth:`Running.stop`)."""
 
 StageProgress = Callable[[str, float], None]
@@ -90,6 +103,8 @@ def init_ray(settings: ServiceSettings) -> bool:
         os.environ.setdefault("RAY_AUTH_TOKEN_PATH", str(temp / "auth_token"))
     # The gRPC proxy refuses bigger messages itself (RESOURCE_EXHAUSTED) before deserialising them.
     os.environ.setdefault("RAY_SERVE_GRPC_MAX_MESSAGE_SIZE", str(settings.max_request_bytes))
+    for name, value in SERVE_FAST_PATH.items():  # read by every Serve process Ray starts from here
+        os.environ.setdefault(name, value)
     ray.init(
         _temp_dir=str(temp),
         _node_ip_address="127.0.0.1",

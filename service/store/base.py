@@ -223,7 +223,7 @@ class VectorStore(ABC):
                 by_key = {f.key: f for f in fused}
                 fused = [by_key[key].model_copy(update={"score": s}) for key, s in engine if key in by_key]
         else:
-            fused = zscore_fuse(lists, self._distances(lists, vectors), options)
+            fused = zscore_fuse(lists, self._distances(lists, vectors), options, limit=k)
         fused = fused[:k]
         records = self._payloads([f.key for f in fused])
         return [

@@ -81,6 +81,7 @@ def zscore_fuse(
     lists: Mapping[str, Sequence[tuple[str, float]]],
     distances: Mapping[str, Mapping[str, float]],
     options: HybridOptions,
+    limit: int | None = None,
 ) -> list[Fused]:
     """Weighted sum of per-query z-scored distances over the candidates; best first.
 
@@ -92,23 +93,21 @@ def zscore_fuse(
         lists: (key, distance) candidates per notion, nearest first.
         distances: notion → key → distance for every candidate of either list (the union), so a
             candidate found by one notion is still scored by the other.
+        limit: keep the best ``limit`` only (all by default).
     """
     from matconcept.encoders.fusion import zscore_distance
 
     weights = options.weights()
     notions = list(lists)
-    keys = [k for k in dict.fromkeys(k for items in lists.values() for k, _ in items)]
+    keys = list(dict.fromkeys(k for items in lists.values() for k, _ in items))
     if not keys:
         return []
     arrays = [np.asarray([distances[n].get(k, np.inf) for k in keys], dtype=np.float64) for n in notions]
     terms = np.stack([zscore_distance([d], [weights.get(n, 1.0)]) for n, d in zip(notions, arrays, strict=True)])
     total = terms.sum(axis=0)
     best = terms.argmin(axis=0)
-    return sorted(
-        (
-            Fused(key=k, score=float(-total[i]), notion=notions[best[i]], distance=float(arrays[best[i]][i]))
-            for i, k in enumerate(keys)
-            if np.isfinite(total[i])
-        ),
-        key=lambda f: -f.score,
-    )
+    ranked = [i for i in np.argsort(total, kind="stable") if np.isfinite(total[i])][:limit]
+    return [
+        Fused(key=keys[i], score=float(-total[i]), notion=notions[best[i]], distance=float(arrays[best[i]][i]))
+        for i in ranked
+    ]
