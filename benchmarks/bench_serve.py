@@ -70,6 +70,65 @@ def timed(call) -> float:
     return time.perf_counter() - start
 
 
+def in_process_floor(settings, queries: list[str], clients: int = 10) -> dict:
+    """The query path's own CPU per CIF search, without Ray Serve: what no serving framework can go below.
+
+    Over the stopped service's store (the same points): parse and featurize each CIF (no pattern), embed
+    ``clients`` queries per forward pass (what the embedder's batching reaches at ``clients`` concurrent
+    clients), the hybrid search (top 50, the service's default notion) and the protobuf answer. Reports
+    CPU ms per query for each step and ``floor_p50_ms_10_clients``: ``clients`` × that CPU / cores, the
+    latency ``clients`` closed-loop clients would see if the cores did nothing else.
+    """
+    import torch
+
+    from matconcept.encoders.checkpoint import resolve_model
+    from matconcept.encoders.embedder import Embedder
+    from matconcept.encoders.pipeline import featurize_entry
+    from matconcept.service.app import convert
+    from matconcept.service.app.deployments import QUERY_VECTORS, structure_entry
+    from matconcept.service.app.schemas import SearchResult, StructureIn
+    from matconcept.service.store import open_store
+
+    torch.set_num_threads(1)  # as an embedder replica holding one CPU
+    embedder = Embedder(resolve_model(settings.model_path, "cpu"), device="cpu")
+    limits = settings.parse_limits()
+    cpu = {"parse_featurize": 0.0, "embed": 0.0, "search": 0.0, "answer": 0.0}
+    with open_store(settings.store, embedder.model_id, embedder.dim, embedder.structure_dim) as store:
+        for start in range(0, len(queries), clients):
+            t0 = time.process_time()
+            featurized = [
+                featurize_entry(
+                    structure_entry(StructureIn(content=q, name="q.cif"), "query", "q"),
+                    embedder.featurizer,
+                    limits,
+                    pattern=False,
+                )
+                for q in queries[start : start + clients]
+            ]
+            t1 = time.process_time()
+            vectors = embedder.embed([f.graph for f in featurized], QUERY_VECTORS)
+            t2 = time.process_time()
+            results = [
+                store.hybrid_search({n: vectors[n][i] for n in QUERY_VECTORS}, k=TOP_K) for i in range(len(featurized))
+            ]
+            t3 = time.process_time()
+            for hits in results:
+                convert.search_result_to_pb(
+                    SearchResult(model_id=embedder.model_id, using="hybrid", hits=hits)
+                ).SerializeToString()
+            t4 = time.process_time()
+            for key, a, b in (("parse_featurize", t0, t1), ("embed", t1, t2), ("search", t2, t3), ("answer", t3, t4)):
+                cpu[key] += b - a
+    per_query = {k: round(v / len(queries) * 1000, 2) for k, v in cpu.items()}
+    total = sum(cpu.values()) / len(queries) * 1000
+    return {
+        "queries": len(queries),
+        "cpu_ms_per_query": per_query,
+        "cpu_ms_per_query_total": round(total, 2),
+        "floor_p50_ms_10_clients": round(clients * total / (os.cpu_count() or 1), 1),
+    }
+
+
 def run(
     n_structures: int,
     n_queries: int,
@@ -148,6 +207,7 @@ def run(
                 embed_rate = done / (time.perf_counter() - t0)
         finally:
             running.stop()
+        floor = in_process_floor(settings, queries)
     p50, p99 = latency["10_clients"]["p50_ms"], latency["10_clients"]["p99_ms"]
     return {
         "benchmark": "serve",
@@ -162,6 +222,8 @@ def run(
         "search_cif_grpc_by_using": by_using,
         "embed_per_s_10_clients": round(embed_rate, 1),
         "targets_ms": TARGETS_MS,
+        "in_process": floor,
+        "serve_overhead_ratio": round(p50 / floor["floor_p50_ms_10_clients"], 2),
         "meets_targets": bool(p50 <= TARGETS_MS["p50_10_clients"] and p99 <= TARGETS_MS["p99_10_clients"]),
     }
 

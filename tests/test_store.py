@@ -406,9 +406,12 @@ def test_structure_vector_and_hybrid_fusions(tmp_path, points, store):
         # the embedded engine scores the fusion's candidates itself: the distances Python computes from their vectors
         from matconcept.service.store.base import VectorStore
 
+        import uuid
+
         from matconcept.service.store.payload import point_id_for
 
-        union = [point_id_for(h.material_id) for h in s.search(query.crystal, using="crystal", k=15)]
+        # the embedded engine's point ids are UUID objects, kept as they come (the fusion's keys)
+        union = [uuid.UUID(point_id_for(h.material_id)) for h in s.search(query.crystal, using="crystal", k=15)]
         for name in vectors:
             engine, python = (
                 s._distances_to(union, name, vectors[name]),

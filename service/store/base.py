@@ -266,13 +266,13 @@ class VectorStore(ABC):
         for record in self._retrieve_points(point_ids, False, [name]):
             stored = (record.vector or {}).get(name)
             if stored is not None:
-                out[str(record.id)] = float(np.linalg.norm(np.asarray(stored, dtype=np.float64) - query))
+                out[record.id] = float(np.linalg.norm(np.asarray(stored, dtype=np.float64) - query))
         return out
 
     def _payloads(self, point_ids: list[str]) -> dict[str, MaterialPayload]:
         """point id → stored metadata payload, for the ids that exist."""
         return {
-            str(r.id): MaterialPayload(**r.payload)
+            r.id: MaterialPayload(**r.payload)
             for r in self._retrieve_points(point_ids, self._metadata_only(), False)
         }
 

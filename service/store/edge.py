@@ -262,12 +262,12 @@ class EdgeStore(VectorStore):
         ]
         fusion = q.Fusion.Rrf(k=options.rrf_k, weights=[weights[n] for n in HYBRID_NOTIONS])
         request = q.QueryRequest(limit=k, query=fusion, prefetches=prefetches, filter=flt, with_payload=False)
-        return [(str(p.id), float(p.score)) for p in self.shard.query(request)]
+        return [(p.id, float(p.score)) for p in self.shard.query(request)]
 
     def _candidates(self, vector, name, depth, filters, exact):
         """As :meth:`search`, reading no payload: fusion needs only the point ids."""
         request = self._nearest(vector, name, depth, filters, exact, False)
-        return [(str(p.id), float(p.score)) for p in self.shard.query(request)]
+        return [(p.id, float(p.score)) for p in self.shard.query(request)]
 
     def _nearest(self, vector, using: str, k: int, filters: SearchFilters | None, exact: bool | None, payload):
         """The query request of a ``k``-nearest search, planned by :func:`filtered_plan`."""
@@ -296,7 +296,7 @@ class EdgeStore(VectorStore):
         params = q.SearchParams(exact=True, quantization=q.QuantizationSearchParams(ignore=True))
         query = q.Query.Nearest(check_vector(vector, self.sizes[name]), using=name)
         request = q.QueryRequest(limit=len(point_ids), query=query, filter=only, params=params, with_payload=False)
-        return {str(p.id): float(p.score) for p in self.shard.query(request)}
+        return {p.id: float(p.score) for p in self.shard.query(request)}
 
     def _metadata_only(self):
         return self._q.PayloadSelector.Exclude([*STRUCTURE_FIELDS, *PEAK_FIELDS])

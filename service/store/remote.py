@@ -198,7 +198,7 @@ class RemoteStore(VectorStore):
         result = self.client.query_points(
             self.collection, prefetch=prefetch, query=fusion, query_filter=flt, limit=k, with_payload=False
         )
-        return [(str(p.id), float(p.score)) for p in result.points]
+        return [(p.id, float(p.score)) for p in result.points]
 
     def _metadata_only(self):
         return self._m.PayloadSelectorExclude(exclude=[*STRUCTURE_FIELDS, *PEAK_FIELDS])
