@@ -43,6 +43,7 @@ from matconcept.encoders.featurize import Featurizer
 from matconcept.encoders.pipeline import Featurized, featurize_entry, parallel_featurize
 from matconcept.encoders.sources import RawEntry, entry_source_id, iter_entries
 from matconcept.encoders.structure_io import CifReader, ParseLimits
+from matconcept.service.ingest.malloc import keep_large_allocations
 from matconcept.service.store.base import VectorStore
 from matconcept.service.store.payload import content_hash, material_id, payload_from_parsed
 from matconcept.service.store.peaks import PhaseFeatures
@@ -410,6 +411,7 @@ def ingest_items(
             store.model_id,
         )
     started = time.perf_counter()
+    keep_large_allocations()  # the embedding's batch buffers stay mapped between batches
     settings = embedder.loaded.info.model
     with ExitStack() as stack:
         report_file: IO[str] | None = None
