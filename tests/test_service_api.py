@@ -6,7 +6,7 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from matconcept.service.app import convert
-from matconcept.service.app.schemas import PatternIn, SearchQuery, StructureIn, UpsertItem, UpsertQuery
+from matconcept.service.app.schemas import EmbedQuery, PatternIn, SearchQuery, StructureIn, UpsertItem, UpsertQuery
 from matconcept.service.app.settings import AccessSettings, ServiceSettings
 from matconcept.service.store.records import Hit, MaterialPayload, SearchFilters
 
@@ -194,6 +194,29 @@ def test_a_search_without_using_resolves_it_and_says_so():
         assert asked[-1] == (("crystal", "structure") if notion == "hybrid" else ("crystal",))
         vector = asyncio.run(service.search(SearchQuery(vector=[0.0] * 8)))
         assert vector.using == "crystal" and vector.hits[0].notion == "crystal"
+    # with an in-process query embedder (the gateway's), a structure search is embedded there, an Embed is not
+    local: list[tuple[str, ...] | None] = []
+
+    async def embed_locally(s, field, names=None):
+        local.append(names)
+        return EmbeddedStructure(crystal=[0.0] * 8, structure_type=[0.0] * 4)
+
+    service = ServiceAPI(
+        embedder,
+        store,
+        ServiceSettings(),
+        AccessSettings(),
+        "mc-x",
+        8,
+        4,
+        query_embedder=SimpleNamespace(embed_structure=embed_locally),
+    )
+    asked.clear()
+    assert asyncio.run(service.search(SearchQuery(structure=structure))).using == "hybrid"
+    assert local == [("crystal", "structure")] and asked == []
+    asyncio.run(service.search(SearchQuery(structure=structure, using="xrd")))
+    asyncio.run(service.embed(EmbedQuery(structure=structure)))
+    assert local == [("crystal", "structure")] and asked == [("xrd",), None]  # XRD vectors: the embedder's
     assert convert.search_query_to_pb(queries[1]).using == pb.VECTOR_SPACE_UNSPECIFIED
     assert convert.search_query_from_pb(pb.SearchRequest(material_id="cod:1")).using is None
 
@@ -319,7 +342,7 @@ def test_cluster_nodes_get_the_serve_fast_path_a_local_start_sets():
 
     import yaml
 
-    from matconcept.service.app.launch import RAY_ENV, SERVE_FAST_PATH
+    from matconcept.service.app.launch import INTERNAL_MESSAGE_FACTOR, RAY_ENV, SERVE_FAST_PATH
 
     rayservice = yaml.safe_load(
         (Path(__file__).resolve().parents[1] / "deploy" / "kuberay-rayservice.yaml").read_text()
@@ -330,4 +353,6 @@ def test_cluster_nodes_get_the_serve_fast_path_a_local_start_sets():
     for spec in specs:
         env = {e["name"]: e.get("value") for e in spec["template"]["spec"]["containers"][0]["env"]}
         assert {k: env.get(k) for k in SERVE_FAST_PATH} == SERVE_FAST_PATH
+        internal = int(env["RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH"])
+        assert internal == INTERNAL_MESSAGE_FACTOR * ServiceSettings().max_request_bytes
     assert set(SERVE_FAST_PATH) <= set(RAY_ENV)  # a local stop restores them

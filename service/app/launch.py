@@ -41,7 +41,18 @@ replica's own event loop instead of a thread each, and gRPC between deployments 
 Measured on the 2-core machine, CPU per CIF search at 10 gRPC clients: gateway 16 → 8 ms, proxy 7 → 4 ms.
 A local start sets them where the environment does not; a cluster sets them on its nodes (``deploy/``)."""
 
-RAY_ENV = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH", "RAY_SERVE_GRPC_MAX_MESSAGE_SIZE", *SERVE_FAST_PATH)
+INTERNAL_MESSAGE_FACTOR = 4
+"""Largest message between deployments, as a multiple of the largest request: with gRPC between them (above)
+an Upsert's prepared points carry their vectors beside the files, and gRPC's own 4 MB default refused a 6 MB
+CIF on its way from the proxy to the gateway (an INTERNAL error where a clear RESOURCE_EXHAUSTED was due)."""
+
+RAY_ENV = (
+    "RAY_AUTH_MODE",
+    "RAY_AUTH_TOKEN_PATH",
+    "RAY_SERVE_GRPC_MAX_MESSAGE_SIZE",
+    "RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH",
+    *SERVE_FAST_PATH,
+)
 """Environment variables a local start sets (restored by :meth:`Running.stop`)."""
 
 StageProgress = Callable[[str, float], None]
@@ -103,6 +114,9 @@ def init_ray(settings: ServiceSettings) -> bool:
         os.environ.setdefault("RAY_AUTH_TOKEN_PATH", str(temp / "auth_token"))
     # The gRPC proxy refuses bigger messages itself (RESOURCE_EXHAUSTED) before deserialising them.
     os.environ.setdefault("RAY_SERVE_GRPC_MAX_MESSAGE_SIZE", str(settings.max_request_bytes))
+    os.environ.setdefault(
+        "RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH", str(INTERNAL_MESSAGE_FACTOR * settings.max_request_bytes)
+    )
     for name, value in SERVE_FAST_PATH.items():  # read by every Serve process Ray starts from here
         os.environ.setdefault(name, value)
     ray.init(
