@@ -102,7 +102,7 @@ class _NotForFastPath(Exception):
 def str2float(text: str) -> float:
     """pymatgen's ``str2float``: strip an uncertainty ``(n)``; ``.`` is 0; anything else non-numeric raises."""
     try:
-        return float(_UNCERTAINTY_RE.sub("", text))
+        return float(_UNCERTAINTY_RE.sub("", text) if "(" in text else text)  # no "(": nothing to strip
     except ValueError:
         if text.strip() == ".":
             return 0.0
@@ -133,11 +133,16 @@ def _species(symbol: str, oxidation: float | None) -> Element | Species:
 
 @functools.cache
 def _symops(ops: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """(rotations (m, 3, 3), translations (m, 3)) of xyz operation strings, cached across files."""
+    """(rotations (m, 3, 3), translations (m, 3)) of xyz operation strings, cached across files.
+
+    ``ops`` are the values as the CIF spells them (quoted or not): the cache key costs no Python
+    call per operation (a COD CIF lists 70 of them on average).
+    """
     import gemmi
 
     rots, trans = [], []
-    for text in ops:
+    for raw in ops:
+        text = gemmi.cif.as_string(raw)
         if "." in text:  # gemmi rounds decimal translations to 1/24; pymatgen keeps them
             raise _NotForFastPath(f"decimal symmetry operation {text!r}")
         try:
@@ -158,7 +163,7 @@ def _pbc_close(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _snap(value: float) -> float:
     for special in _SPECIAL_FRACTIONS:
-        if math.isclose(value / special, 1, abs_tol=FRAC_TOLERANCE, rel_tol=0):
+        if abs(value / special - 1) <= FRAC_TOLERANCE:  # math.isclose(..., abs_tol=FRAC_TOLERANCE, rel_tol=0)
             return special
     return value
 
@@ -190,7 +195,7 @@ def _symmetry(block, text: str) -> tuple[np.ndarray, np.ndarray]:
         column = block.find_values(tag)
         if len(column):
             _exact_tag(text, tag)
-            return _symops(tuple(gemmi.cif.as_string(v) for v in column))
+            return _symops(tuple(column))
     for tag in _SPACE_GROUP_NAME_TAGS:
         raw = block.find_value(tag)
         if raw is not None and tag in text and (name := gemmi.cif.as_string(raw)):
@@ -251,8 +256,9 @@ def _lattice(block, text: str) -> np.ndarray:
     return matrix
 
 
-def _asymmetric_unit(block, text: str) -> tuple[list[Composition], np.ndarray]:
-    """Merged asymmetric-unit sites: (composition per site, fractional coordinates as given)."""
+def _asymmetric_unit(block, text: str, rots: np.ndarray, trans: np.ndarray) -> tuple[list[Composition], np.ndarray]:
+    """Merged asymmetric-unit sites: (composition per site, fractional coordinates as given), under the
+    CIF's symmetry operations (``rots``, ``trans``: :func:`_symmetry`)."""
     import gemmi
 
     table = block.find("_atom_site_", _SITE_COLUMNS)
@@ -266,7 +272,6 @@ def _asymmetric_unit(block, text: str) -> tuple[list[Composition], np.ndarray]:
     if has_occupancy:
         _exact_tag(text, "_atom_site_occupancy")
     oxidation = _oxidation_states(block, text)
-    rots, trans = _symmetry(block, text)
     species: list[Element | Species] = []
     occupancies: list[float] = []
     coords: list[np.ndarray] = []
@@ -436,8 +441,8 @@ def read_cif_cell(text: str, metadata_tags: tuple[str, ...] = ()) -> GemmiCif | 
             return None
         block = doc[0]
         lattice = _lattice(block, text)
-        compositions, coords = _asymmetric_unit(block, text)
         rots, trans = _symmetry(block, text)
+        compositions, coords = _asymmetric_unit(block, text, rots, trans)
         cell = _expand(compositions, coords, rots, trans)
         cell.lattice = lattice
         values = {}
