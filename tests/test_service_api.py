@@ -6,7 +6,7 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from matconcept.service.app import convert
-from matconcept.service.app.schemas import EmbedQuery, PatternIn, SearchQuery, StructureIn, UpsertItem, UpsertQuery
+from matconcept.service.app.schemas import PatternIn, SearchQuery, StructureIn, UpsertItem, UpsertQuery
 from matconcept.service.app.settings import AccessSettings, ServiceSettings
 from matconcept.service.store.records import Hit, MaterialPayload, SearchFilters
 
@@ -194,29 +194,6 @@ def test_a_search_without_using_resolves_it_and_says_so():
         assert asked[-1] == (("crystal", "structure") if notion == "hybrid" else ("crystal",))
         vector = asyncio.run(service.search(SearchQuery(vector=[0.0] * 8)))
         assert vector.using == "crystal" and vector.hits[0].notion == "crystal"
-    # with an in-process query embedder (the gateway's), a structure search is embedded there, an Embed is not
-    local: list[tuple[str, ...] | None] = []
-
-    async def embed_locally(s, field, names=None):
-        local.append(names)
-        return EmbeddedStructure(crystal=[0.0] * 8, structure_type=[0.0] * 4)
-
-    service = ServiceAPI(
-        embedder,
-        store,
-        ServiceSettings(),
-        AccessSettings(),
-        "mc-x",
-        8,
-        4,
-        query_embedder=SimpleNamespace(embed_structure=embed_locally),
-    )
-    asked.clear()
-    assert asyncio.run(service.search(SearchQuery(structure=structure))).using == "hybrid"
-    assert local == [("crystal", "structure")] and asked == []
-    asyncio.run(service.search(SearchQuery(structure=structure, using="xrd")))
-    asyncio.run(service.embed(EmbedQuery(structure=structure)))
-    assert local == [("crystal", "structure")] and asked == [("xrd",), None]  # XRD vectors: the embedder's
     assert convert.search_query_to_pb(queries[1]).using == pb.VECTOR_SPACE_UNSPECIFIED
     assert convert.search_query_from_pb(pb.SearchRequest(material_id="cod:1")).using is None
 

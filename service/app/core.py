@@ -123,8 +123,6 @@ class ServiceAPI:
         model_id: Model whose vectors the store holds; ``dim`` their dimension.
         structure_dim: The size of its structure-type vectors; None when the model has no such encoder
             (then ``using: structure`` and ``hybrid`` are refused, naming the model).
-        query_embedder: An in-process embedder (the embedder deployment's class, built in the gateway) that
-            embeds a structure search's query where it arrives; None sends those to ``embedder`` too.
     """
 
     def __init__(
@@ -136,10 +134,8 @@ class ServiceAPI:
         model_id: str,
         dim: int,
         structure_dim: int | None = None,
-        query_embedder: Any = None,
     ) -> None:
         self.embedder, self.store = embedder, store
-        self.query_embedder = query_embedder
         self.settings, self.access = settings, access
         self.model_id, self.dim = model_id, dim
         self.structure_dim = structure_dim
@@ -199,17 +195,9 @@ class ServiceAPI:
     async def _embed_structure(
         self, s: StructureIn, field: str, names: tuple[str, ...] | None = None
     ) -> EmbeddedStructure:
-        """The structure's vectors (``names`` only, where given: see the embedder's ``embed_structure``).
-
-        A search query that needs no XRD vector is embedded here by ``query_embedder`` when there is one: its
-        concept and structure-type encoders cost ~2 ms of CPU, less than the Serve hop to the embedder
-        deployment (~10 ms of CPU across both ends). Everything else goes to the embedder deployment.
-        """
+        """The structure's vectors (``names`` only, where given: see the embedder's ``embed_structure``)."""
         self._check_structure(s, field)
-        if self.query_embedder is not None and names is not None and "xrd" not in names:
-            out: EmbeddedStructure = await self.query_embedder.embed_structure(s, field, names)
-        else:
-            out = await self.embedder.embed_structure.remote(s, field, names)
+        out: EmbeddedStructure = await self.embedder.embed_structure.remote(s, field, names)
         if out.error is not None:
             raise input_error(out.error)
         return out

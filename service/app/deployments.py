@@ -485,12 +485,7 @@ class Gateway:
     def __init__(
         self, embedder, store, settings: ServiceSettings, model_id: str, dim: int, structure_dim: int | None = None
     ) -> None:
-        # The embedder's own class, in this process, for search queries (ServiceAPI.query_embedder): the same
-        # parse, featurize and batched forward as the embedder deployment, without a Serve hop.
-        queries = EmbedderDeployment.func_or_class(settings) if settings.embed_queries_in_gateway else None
-        self.api = ServiceAPI(
-            embedder, store, settings, AccessSettings(), model_id, dim, structure_dim, query_embedder=queries
-        )
+        self.api = ServiceAPI(embedder, store, settings, AccessSettings(), model_id, dim, structure_dim)
 
     def __serve_build_asgi_app__(self):
         """Serve's hook (called after ``__init__``) for the HTTP app: the FastAPI routes over this API."""

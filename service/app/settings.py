@@ -63,11 +63,6 @@ class ServiceSettings(BaseSettings):
     max_batch_atoms: int = Field(default=4000, ge=1, description="primitive-cell sites per batched forward pass")
     batch_wait_timeout_s: float = Field(default=0.005, ge=0, description="how long a batch waits to fill")
     gateway_replicas: int = Field(default=1, ge=1)
-    embed_queries_in_gateway: bool = Field(
-        default=True,
-        description="embed a structure search's query in the gateway (no hop to the embedder; ~2 ms of CPU "
-        "with no XRD encoder to run); false sends every query to the embedder deployment",
-    )
     reads_require_key: bool = Field(default=False, description="also require the API key for Embed/Search/Get/Stats")
 
     # Local Ray (ignored when RAY_ADDRESS points at a cluster).
