@@ -18,6 +18,7 @@ from matconcept.encoders.dual_encoder import ModelConfig
 from matconcept.encoders.graph import GraphFeaturizer, GraphSettings
 from matconcept.encoders.structure_type import add_structure_type_graph
 from matconcept.encoders.xrd import XRDSettings, XRDSimulator
+from matconcept.encoders.xrd.simulate import Reflections
 
 
 class Featurizer:
@@ -45,3 +46,12 @@ class Featurizer:
         if pattern:
             data.xrd = torch.from_numpy(self.pattern(structure)).unsqueeze(0)
         return add_structure_type_graph(data, structure)
+
+    def featurize_with_reflections(self, structure: Structure, simulator: XRDSimulator) -> tuple[Data, Reflections]:
+        """:meth:`featurize` and ``simulator``'s reflections of ``structure`` from one structure-factor
+        computation (:meth:`XRDSimulator.reflections_and_pattern`): ingest stores both, the graph's
+        vectors and the reflections as the point's peak list."""
+        data = self.graph.featurize(structure)
+        reflections, pattern = simulator.reflections_and_pattern(structure, self.xrd)
+        data.xrd = torch.from_numpy(pattern).unsqueeze(0)
+        return add_structure_type_graph(data, structure), reflections

@@ -30,7 +30,8 @@ from matconcept.encoders.featurize import Featurizer
 from matconcept.encoders.graph import GraphSettings
 from matconcept.encoders.sources import RawEntry
 from matconcept.encoders.structure_io import CifReader, ParsedStructure, ParseLimits, read_entry
-from matconcept.encoders.xrd import XRDSettings
+from matconcept.encoders.xrd import XRDSettings, XRDSimulator
+from matconcept.encoders.xrd.simulate import Reflections
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +51,8 @@ class Featurized:
     parsed: ParsedStructure | None = None
     graph: Data | None = None
     error: StructureInputError | None = None
+    reflections: Reflections | None = None
+    """The ``peaks`` simulator's reflections, when :func:`featurize_entry` was given one."""
 
 
 _WORKER: tuple[Featurizer, Callable[..., object]] | None = None
@@ -160,22 +163,33 @@ def _pool_context(work: Callable[..., object]) -> mp.context.BaseContext:
 
 
 def featurize_entry(
-    entry: RawEntry, featurizer: Featurizer, limits: ParseLimits, reader: CifReader = "fast", pattern: bool = True
+    entry: RawEntry,
+    featurizer: Featurizer,
+    limits: ParseLimits,
+    reader: CifReader = "fast",
+    pattern: bool = True,
+    peaks: XRDSimulator | None = None,
 ) -> Featurized:
     """Parse, check and featurize one entry; any failure becomes ``Featurized.error``.
 
-    ``pattern=False``: no simulated pattern on the graph (a query that needs no XRD vector)."""
+    ``pattern=False``: no simulated pattern on the graph (a query that needs no XRD vector).
+    ``peaks``: also ``peaks``' reflections (``Featurized.reflections``), simulated with the pattern
+    (:meth:`Featurizer.featurize_with_reflections`); ingest stores them as the point's peak list."""
     try:
         parsed = read_entry(entry, limits, reader)
     except StructureInputError as exc:
         return Featurized(entry.name, entry.stem, error=exc)
     try:
-        graph = featurizer.featurize(parsed.structure, pattern=pattern)
+        reflections = None
+        if peaks is not None and pattern:
+            graph, reflections = featurizer.featurize_with_reflections(parsed.structure, peaks)
+        else:
+            graph = featurizer.featurize(parsed.structure, pattern=pattern)
     except Exception as exc:  # a checked structure should featurize; report, never crash a batch
         logger.exception("%s: featurization failed", entry.name)
         err = StructureInputError(InputErrorReason.FEATURIZE_FAILED, entry.name, f"featurization failed: {exc}")
         return Featurized(entry.name, entry.stem, parsed=parsed, error=err)
-    return Featurized(entry.name, entry.stem, parsed=parsed, graph=graph)
+    return Featurized(entry.name, entry.stem, parsed=parsed, graph=graph, reflections=reflections)
 
 
 def featurize_entries(

@@ -167,6 +167,27 @@ def test_species_without_scattering_factor_is_rejected(simulator: XRDSimulator) 
         simulator.pattern(dummy)
 
 
+def test_reflections_and_pattern_from_one_simulation(
+    simulator: XRDSimulator, reference: list[tuple[str, Structure]]
+) -> None:
+    """Ingest's one simulation gives the wide simulator's reflections exactly and the model grid's
+    pattern to float rounding; a grid outside the wide range (or at another wavelength) is simulated apart."""
+    wide = XRDSimulator(XRDSettings(two_theta_min=5.0, two_theta_max=130.0))
+    for name, structure in [*reference[::10], ("tiny", Structure(Lattice.cubic(0.7), ["H"], [[0, 0, 0]]))]:
+        reflections, pattern = wide.reflections_and_pattern(structure, simulator)
+        for got, expected in zip(reflections, wide.reflections(structure), strict=True):
+            np.testing.assert_array_equal(got, expected, err_msg=name)
+        np.testing.assert_allclose(pattern, simulator.pattern(structure), rtol=0, atol=1e-6, err_msg=name)
+    structure = reference[0][1]
+    outside = XRDSettings(two_theta_min=4.0, two_theta_max=110.0), XRDSettings(wavelength=0.7)
+    for other in map(XRDSimulator, outside):
+        _, pattern = wide.reflections_and_pattern(structure, other)
+        np.testing.assert_array_equal(pattern, other.pattern(structure))
+    dummy = Structure(Lattice.cubic(4.0), [DummySpecies("X")], [[0, 0, 0]])
+    with pytest.raises(ValueError, match="scattering"):
+        wide.reflections_and_pattern(dummy, simulator)
+
+
 # --- invariances ---------------------------------------------------------------------------------
 
 

@@ -348,6 +348,40 @@ class XRDSimulator:
             ValueError: A species has no scattering coefficients (e.g. a dummy species).
         """
         g2, intensity, _ = self._reflections(*_structure_arrays(structure))
+        return self._histogram(g2, intensity)
+
+    def reflections_and_pattern(self, structure: Structure, grid: XRDSimulator) -> tuple[Reflections, np.ndarray]:
+        """This simulator's :meth:`reflections` and ``grid``'s :meth:`pattern` of one structure, from one
+        structure-factor computation when this simulator's range holds ``grid``'s at its wavelength.
+
+        Ingest keeps both: the model reads the pattern on its grid, and the point stores the peak list
+        of the wider range. The pattern is made of this simulation's reflections inside ``grid``'s range,
+        thresholded against their own strongest, as ``grid.pattern`` does; it equals that to float
+        rounding (the same reflections, computed in other BLAS blocks), and the reflections are
+        exactly :meth:`reflections`'. Saves the second simulation (0.25 ms of a COD CIF's 0.55 ms).
+
+        Raises:
+            ValueError: A species has no scattering coefficients (e.g. a dummy species).
+        """
+        mine, other = self.settings, grid.settings
+        if not (
+            mine.wavelength == other.wavelength
+            and mine.two_theta_min <= other.two_theta_min
+            and other.two_theta_max <= mine.two_theta_max
+        ):
+            return self.reflections(structure), grid.pattern(structure)
+        g2, intensity, hkl = self._all_reflections(*_structure_arrays(structure))
+        strong = _strong(intensity)
+        reflections = Reflections(
+            hkl=hkl[:, strong].T.astype(np.int64), d=1.0 / np.sqrt(g2[strong]), intensity=intensity[strong]
+        )
+        inside = (g2 <= grid._g2_max) & (g2 >= grid._g2_min)
+        g2, intensity = g2[inside], intensity[inside]
+        strong = _strong(intensity)
+        return reflections, grid._histogram(g2[strong], intensity[strong])
+
+    def _histogram(self, g2: np.ndarray, intensity: np.ndarray) -> np.ndarray:
+        """The max-normalised pattern of reflections (|g|² in Å⁻², intensities): float32 (n_bins,)."""
         n_bins = self.settings.n_bins
         if len(g2) == 0:
             return np.zeros(n_bins, dtype=np.float32)
@@ -374,6 +408,18 @@ class XRDSimulator:
         """|g|² (Å⁻²), intensity (P,) and, with ``with_hkl``, Miller indices (3, P) of the in-range
         reflections above the threshold (``None`` otherwise: the pattern does not need them).
 
+        Arguments as returned by :func:`_structure_arrays`.
+        """
+        g2, intensity, hkl = self._all_reflections(lattice, frac, occ, rows)
+        strong = _strong(intensity)
+        return g2[strong], intensity[strong], (hkl[:, strong] if with_hkl else None)
+
+    def _all_reflections(
+        self, lattice: list[list[float]], frac: np.ndarray, occ: np.ndarray, rows: tuple[int, ...]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """|g|² (Å⁻²), intensity (M,) and Miller indices (3, M) of every in-range reflection, before the
+        relative-intensity threshold (:func:`_strong`).
+
         Arguments as returned by :func:`_structure_arrays`. Arrays are laid out reflections-last
         ((3, M), (E, M), (N, M)) so that every broadcast runs along a long contiguous axis.
         """
@@ -388,7 +434,7 @@ class XRDSimulator:
         n_refl = len(g2)
         if n_refl == 0 or len(frac) == 0:
             empty = np.empty(0)
-            return empty, empty, (np.empty((3, 0)) if with_hkl else None)
+            return empty, empty, np.empty((3, 0))
 
         # Atomic form factors f_e(s) with s² = |g|²/4, float32: (E, M).
         neg_b, block_t, z = _form_factor_tables(rows)
@@ -421,8 +467,14 @@ class XRDSimulator:
                 f_parts[:, part] = _structure_factor(hkl[:, part], frac, occ_t, form[:, part])
         intensity = np.einsum("km,km->m", f_parts, f_parts)
         intensity *= lorentz
-        strong = intensity > RELATIVE_INTENSITY_TOL * intensity.max()
-        return g2[strong], intensity[strong], (hkl[:, strong] if with_hkl else None)
+        return g2, intensity, hkl
+
+
+def _strong(intensity: np.ndarray) -> np.ndarray:
+    """Mask of the reflections above :data:`RELATIVE_INTENSITY_TOL` of the strongest."""
+    if intensity.size == 0:
+        return np.zeros(0, dtype=bool)
+    return intensity > RELATIVE_INTENSITY_TOL * intensity.max()
 
 
 _TWO_PI = 2.0 * math.pi

@@ -43,6 +43,7 @@ from matconcept.encoders.featurize import Featurizer
 from matconcept.encoders.pipeline import Featurized, featurize_entry, parallel_featurize
 from matconcept.encoders.sources import RawEntry, entry_source_id, iter_entries
 from matconcept.encoders.structure_io import CifReader, ParseLimits
+from matconcept.encoders.xrd.peaks import peak_simulator
 from matconcept.service.ingest.malloc import keep_large_allocations
 from matconcept.service.store.base import VectorStore
 from matconcept.service.store.payload import content_hash, material_id, payload_from_parsed
@@ -185,7 +186,7 @@ def _prepare(
     item: tuple[RawEntry, PointLabel], featurizer: Featurizer, limits: ParseLimits, reader: CifReader
 ) -> Prepared:
     entry, label = item
-    result = featurize_entry(entry, featurizer, limits, reader)
+    result = featurize_entry(entry, featurizer, limits, reader, peaks=peak_simulator())  # one XRD simulation
     if result.error is not None or result.graph is None or result.parsed is None:
         return Prepared(entry.name, entry.stem, error=result.error)
     try:
@@ -196,7 +197,7 @@ def _prepare(
             graph=result.graph,
             payload=payload_from_parsed(parsed, label.source, label.source_id, label.content_hash, label.tags),
             structure=StoredStructure.of(parsed.structure, label.original, label.original_name),
-            phase=PhaseFeatures.of(parsed.structure),
+            phase=PhaseFeatures.of(parsed.structure if result.reflections is None else result.reflections),
         )
     except Exception as exc:  # a checked, featurized structure should make a point; report, never crash
         logger.exception("%s: building the point failed", entry.name)

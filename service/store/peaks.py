@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from pymatgen.core import Structure
 
     from matconcept.encoders.xrd.peaks import PeakList
+    from matconcept.encoders.xrd.simulate import Reflections
 
 PEAKS_D = "peaks_d"
 PEAKS_I = "peaks_i"
@@ -45,8 +46,9 @@ FINGERPRINT_DIM = 608
 store's layout does not import the simulator (pymatgen); a test checks the two agree."""
 
 
-def phase_features(structure: Structure) -> tuple[PeakList, np.ndarray]:
-    """A structure's peak list and fingerprint, as ingest stores them.
+def phase_features(structure: Structure | Reflections) -> tuple[PeakList, np.ndarray]:
+    """A structure's peak list and fingerprint, as ingest stores them (from the structure, or from its
+    reflections as :func:`~matconcept.encoders.xrd.peaks.peak_simulator` gives them).
 
     Raises:
         ValueError: A species has no X-ray scattering coefficients.
@@ -68,8 +70,9 @@ class PhaseFeatures(BaseModel):
     fingerprint: np.ndarray
 
     @classmethod
-    def of(cls, structure: Structure) -> PhaseFeatures | None:
-        """A structure's features, or None when it cannot be simulated (no scattering factors)."""
+    def of(cls, structure: Structure | Reflections) -> PhaseFeatures | None:
+        """A structure's features (or its peak simulator's reflections'), or None when it cannot be
+        simulated (no scattering factors)."""
         try:
             peaks, fingerprint = phase_features(structure)
         except ValueError:
