@@ -33,6 +33,29 @@ from matconcept.encoders.atom_features import MAX_Z, atom_feature_table, site_co
 
 DISTANCE_TIE_DECIMALS = 5
 """Distances equal to 1e-5 Å are ties (floating-point noise between equivalent images)."""
+NEIGHBOR_TOLERANCE = 1e-8
+"""Å; pymatgen's ``numerical_tol``: a site this close to itself is itself."""
+
+
+def neighbor_list(structure: Structure, r: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(centres, neighbours, distances) of every periodic image within ``r`` Å of each site, itself excluded.
+
+    The arrays of ``structure.get_neighbor_list(r)`` (the same search, in the same order) without its
+    per-pair Python list and second coordinate loop: a quarter of its cost on a COD primitive cell.
+    """
+    from pymatgen.optimization.neighbors import find_points_in_spheres
+
+    cart = np.ascontiguousarray(structure.cart_coords, dtype=float)
+    centres, neighbors, _, dist = find_points_in_spheres(
+        cart,
+        cart,
+        r=r,
+        pbc=np.ascontiguousarray(structure.pbc, dtype=np.int64),
+        lattice=np.ascontiguousarray(structure.lattice.matrix, dtype=float),
+        tol=NEIGHBOR_TOLERANCE,
+    )
+    other = ~((centres == neighbors) & (dist <= NEIGHBOR_TOLERANCE))
+    return centres[other], neighbors[other], dist[other]
 
 
 class GraphSettings(BaseModel):
@@ -64,7 +87,7 @@ class GraphFeaturizer:
     def featurize(self, structure: Structure) -> Data:
         """Return the graph of ``structure`` (use the primitive cell, as :func:`read_structure` does)."""
         x, key = self._site_features(structure)
-        centers, neighbors, _, dist = structure.get_neighbor_list(r=self.settings.radius, exclude_self=True)
+        centers, neighbors, dist = neighbor_list(structure, self.settings.radius)
         centers = centers.astype(np.int64)
         neighbors = neighbors.astype(np.int64)
         order = np.lexsort((key[neighbors], np.round(dist, DISTANCE_TIE_DECIMALS), centers))

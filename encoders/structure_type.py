@@ -34,6 +34,7 @@ from torch_geometric.data import Batch, Data
 from torch_geometric.nn import global_max_pool, global_mean_pool
 
 from matconcept.encoders.cgcnn import CGCNNConv, GaussianDistance, mlp_head
+from matconcept.encoders.graph import neighbor_list
 
 ROLE_FEATURES = 4
 """Per-site role: species share of the sites, electronegativity rank in [0, 1], 1/(species count), 1."""
@@ -95,7 +96,7 @@ def structure_type_graph(structure: Structure, settings: StructureTypeSettings |
     n = len(structure)
     scale = (structure.volume / n) ** (1.0 / 3.0)
     roles, codes = site_roles(structure)
-    centre, neighbour, _, dist = structure.get_neighbor_list(settings.cutoff * scale, exclude_self=True)
+    centre, neighbour, dist = neighbor_list(structure, settings.cutoff * scale)
     dist = dist / scale
     order = np.lexsort((np.round(dist, 5), centre))
     centre, neighbour, dist = centre[order], neighbour[order], dist[order]
