@@ -123,10 +123,9 @@ def label_entry(entry: RawEntry, source: str, tags: dict[str, str] | None = None
 def embed_all(embedder: Embedder, graphs: Sequence[Data]) -> tuple[np.ndarray, np.ndarray, list[np.ndarray | None]]:
     """Every vector a point keeps: (crystal, xrd, structure-type vectors or Nones where the model has no
     structure-type encoder). The one place ingest, the upsert route and ``--reembed`` run the model."""
-    crystal, xrd = embedder.embed_graphs(graphs)
-    if embedder.has_structure_type:
-        return crystal, xrd, list(embedder.embed_structure_types(graphs))
-    return crystal, xrd, [None] * len(graphs)
+    vectors = embedder.embed(graphs)  # each batch collated once for every encoder
+    types = list(vectors["structure"]) if "structure" in vectors else [None] * len(graphs)
+    return vectors["crystal"], vectors["xrd"], types
 
 
 def points_from_featurized(
