@@ -60,8 +60,21 @@ _WORKER: tuple[Featurizer, Callable[..., object]] | None = None
 
 
 def data_from_arrays(arrays: dict[str, object]) -> Data:
-    """A graph from :func:`reduce_data`'s arrays (numpy arrays become tensors sharing their memory)."""
-    return Data(**{k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in arrays.items()})
+    """A graph from :func:`reduce_data`'s arrays (numpy arrays become tensors sharing their memory).
+
+    Runs on the parent's result thread for every entry. ``Data(**attrs)`` stores each attribute in
+    the graph's storage mapping through two levels of ``__setattr__`` (~6 µs each, 55 µs for the nine
+    of a featurized material); filling that mapping in one update gives the same graph (same keys,
+    order and values; none is None here) in 6 µs. Should PyG's storage ever look otherwise, the
+    constructor is used.
+    """
+    attrs = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in arrays.items()}
+    data = Data()
+    mapping = getattr(data.__dict__.get("_store"), "_mapping", None)
+    if not isinstance(mapping, dict) or any(v is None for v in attrs.values()):
+        return Data(**attrs)
+    mapping.update(attrs)
+    return data
 
 
 def reduce_data(data: Data) -> tuple[Callable[[dict[str, object]], Data], tuple[dict[str, object]]]:
