@@ -161,15 +161,17 @@ def test_loaded_checkpoint_runs_on_requested_device(tmp_path, random_model):
     assert not loaded.model.training
 
 
-def test_pool_workers_send_graphs_back_in_line_and_unchanged():
+def test_pool_workers_send_graphs_back_in_line_and_unchanged(monkeypatch):
     """Graphs cross the process boundary as in-line arrays (not one shared-memory segment per tensor),
     and come back exactly as one process makes them: every attribute, dtype and value."""
     import pickle
 
+    from matconcept.encoders import pipeline
     from matconcept.encoders.builtin import cod_cif_files
     from matconcept.encoders.pipeline import featurize_entries, reduce_data
     from matconcept.encoders.sources import iter_entries
 
+    monkeypatch.setattr(pipeline, "WORK_WHILE_POOL_STARTS", False)  # every entry through the workers
     entries = list(iter_entries(cod_cif_files()[:6]))
     single = [r.graph for r in featurize_entries(entries, workers=1)]
     pooled = [r.graph for r in featurize_entries(entries, workers=2)]
@@ -183,6 +185,25 @@ def test_pool_workers_send_graphs_back_in_line_and_unchanged():
                 assert a.dtype == b.dtype and torch.equal(a, b), key
             else:
                 assert a == b, key
+
+
+def _squared(item: int, featurizer) -> int:
+    """A pool work function (module level: the workers import it)."""
+    return item * item
+
+
+def test_pool_and_its_starting_caller_give_every_result_in_order_and_stop_when_closed():
+    """While the pool starts, the caller works through the first items itself; the workers take the rest,
+    and the results come in input order. Closing the generator early leaves no worker running."""
+    import multiprocessing
+
+    from matconcept.encoders.pipeline import parallel_featurize
+
+    assert list(parallel_featurize(range(3000), _squared, workers=2)) == [i * i for i in range(3000)]
+    results = parallel_featurize(range(10**6), _squared, workers=2)
+    assert [next(results) for _ in range(5)] == [0, 1, 4, 9, 16]
+    results.close()
+    assert not multiprocessing.active_children()
 
 
 def test_a_query_embeds_only_the_vectors_it_compares():
