@@ -15,7 +15,7 @@ from pymatgen.core import Structure
 from torch_geometric.data import Data
 
 from matconcept.encoders.dual_encoder import ModelConfig
-from matconcept.encoders.graph import GraphFeaturizer, GraphSettings
+from matconcept.encoders.graph import GraphFeaturizer, GraphSettings, set_graph_attributes
 from matconcept.encoders.structure_type import add_structure_type_graph
 from matconcept.encoders.xrd import XRDSettings, XRDSimulator
 from matconcept.encoders.xrd.simulate import Reflections
@@ -44,7 +44,7 @@ class Featurizer:
         """
         data = self.graph.featurize(structure)
         if pattern:
-            data.xrd = torch.from_numpy(self.pattern(structure)).unsqueeze(0)
+            set_graph_attributes(data, {"xrd": torch.from_numpy(self.pattern(structure)).unsqueeze(0)})
         return add_structure_type_graph(data, structure)
 
     def featurize_with_reflections(self, structure: Structure, simulator: XRDSimulator) -> tuple[Data, Reflections]:
@@ -53,5 +53,5 @@ class Featurizer:
         vectors and the reflections as the point's peak list."""
         data = self.graph.featurize(structure)
         reflections, pattern = simulator.reflections_and_pattern(structure, self.xrd)
-        data.xrd = torch.from_numpy(pattern).unsqueeze(0)
+        set_graph_attributes(data, {"xrd": torch.from_numpy(pattern).unsqueeze(0)})
         return add_structure_type_graph(data, structure), reflections

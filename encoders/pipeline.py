@@ -28,7 +28,7 @@ from torch_geometric.data import Data
 
 from matconcept.encoders.errors import InputErrorReason, StructureInputError
 from matconcept.encoders.featurize import Featurizer
-from matconcept.encoders.graph import GraphSettings
+from matconcept.encoders.graph import GraphSettings, set_graph_attributes
 from matconcept.encoders.sources import RawEntry
 from matconcept.encoders.structure_io import CifReader, ParsedStructure, ParseLimits, read_entry
 from matconcept.encoders.xrd import XRDSettings, XRDSimulator
@@ -68,19 +68,11 @@ _WORKER: tuple[Featurizer, Callable[..., object]] | None = None
 def data_from_arrays(arrays: dict[str, object]) -> Data:
     """A graph from :func:`reduce_data`'s arrays (numpy arrays become tensors sharing their memory).
 
-    Runs on the parent's result thread for every entry. ``Data(**attrs)`` stores each attribute in
-    the graph's storage mapping through two levels of ``__setattr__`` (~6 µs each, 55 µs for the nine
-    of a featurized material); filling that mapping in one update gives the same graph (same keys,
-    order and values; none is None here) in 6 µs. Should PyG's storage ever look otherwise, the
-    constructor is used.
+    Runs on the parent's result thread for every entry: the attributes go into the graph in one
+    update (:func:`~matconcept.encoders.graph.set_graph_attributes`, 0.13 -> 0.08 ms per entry).
     """
     attrs = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in arrays.items()}
-    data = Data()
-    mapping = getattr(data.__dict__.get("_store"), "_mapping", None)
-    if not isinstance(mapping, dict) or any(v is None for v in attrs.values()):
-        return Data(**attrs)
-    mapping.update(attrs)
-    return data
+    return set_graph_attributes(Data(), attrs)
 
 
 def reduce_data(data: Data) -> tuple[Callable[[dict[str, object]], Data], tuple[dict[str, object]]]:

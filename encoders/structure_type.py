@@ -34,7 +34,7 @@ from torch_geometric.data import Batch, Data
 from torch_geometric.nn import global_max_pool, global_mean_pool
 
 from matconcept.encoders.cgcnn import CGCNNConv, GaussianDistance, mlp_head
-from matconcept.encoders.graph import neighbor_list
+from matconcept.encoders.graph import neighbor_list, set_graph_attributes
 
 ROLE_FEATURES = 4
 """Per-site role: species share of the sites, electronegativity rank in [0, 1], 1/(species count), 1."""
@@ -114,9 +114,7 @@ def structure_type_graph(structure: Structure, settings: StructureTypeSettings |
 
 def add_structure_type_graph(graph: Data, structure: Structure, settings: StructureTypeSettings | None = None) -> Data:
     """``graph`` with the structure-type attributes set (same nodes as the crystal graph)."""
-    for key, value in structure_type_graph(structure, settings).items():
-        setattr(graph, key, value)
-    return graph
+    return set_graph_attributes(graph, structure_type_graph(structure, settings))
 
 
 class StructureTypeEncoder(nn.Module):
