@@ -186,6 +186,33 @@ def test_builtin_structures_have_one_id_everywhere():
     assert [item.id for item in evaluation_items("all")] == aflow
 
 
+def test_points_of_a_batch_are_checked_for_finite_vectors(embedder):
+    """A batch of finite vectors makes its points without per-point validation, the same points as the
+    validated constructor; a non-finite vector still fails its batch (ingest then embeds one by one)."""
+    import numpy as np
+
+    from matconcept.encoders.sources import iter_entries
+    from matconcept.encoders.structure_io import ParseLimits
+    from matconcept.service.ingest.local import label_entry, points_from_prepared, prepare_entry
+
+    entries = list(iter_entries(crystals_cifs()[:3]))
+    prepared = [prepare_entry((e, label_entry(e, "cod")), embedder.featurizer, ParseLimits()) for e in entries]
+    points = points_from_prepared(prepared, embedder)
+    for point in points:
+        checked = PointIn(**{name: getattr(point, name) for name in PointIn.model_fields})
+        assert checked.stored_payload() == point.stored_payload()
+        assert all(np.array_equal(getattr(checked, n), getattr(point, n)) for n in ("crystal", "xrd", "structure_type"))
+
+    class NaNEmbedder:
+        def embed(self, graphs):
+            vectors = embedder.embed(graphs)
+            vectors["xrd"][1, 0] = np.nan
+            return vectors
+
+    with pytest.raises(ValueError, match="NaN"):
+        points_from_prepared(prepared, NaNEmbedder())
+
+
 def _cli(*args: str, **kwargs) -> list[str]:
     return [sys.executable, "-m", "matconcept.service.cli", *args]
 
