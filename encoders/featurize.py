@@ -5,20 +5,28 @@ inputs of the dual encoder in one collate, and lets the training cache store one
 material. The structure-type encoder's role graph rides along as ``type_*`` attributes over the
 same nodes (see :mod:`matconcept.encoders.structure_type`); PyG offsets ``type_edge_index`` like
 ``edge_index`` when batching, because its name ends in ``index``.
+
+Featurizing itself needs no torch: :meth:`Featurizer.arrays` gives the attributes as numpy arrays,
+and only :meth:`Featurizer.featurize` (through :func:`~matconcept.encoders.graph.graph_data`) imports
+torch and PyG, so ingest's pool workers, which send arrays, start without them.
 """
 
 from __future__ import annotations
 
-import numpy as np
-import torch
-from pymatgen.core import Structure
-from torch_geometric.data import Data
+from typing import TYPE_CHECKING
 
-from matconcept.encoders.dual_encoder import ModelConfig
-from matconcept.encoders.graph import GraphFeaturizer, GraphSettings, set_graph_attributes
-from matconcept.encoders.structure_type import add_structure_type_graph
+import numpy as np
+from pymatgen.core import Structure
+
+from matconcept.encoders.graph import GraphFeaturizer, GraphSettings, graph_data
+from matconcept.encoders.role_graph import role_graph_arrays
 from matconcept.encoders.xrd import XRDSettings, XRDSimulator
 from matconcept.encoders.xrd.simulate import Reflections
+
+if TYPE_CHECKING:
+    from torch_geometric.data import Data
+
+    from matconcept.encoders.dual_encoder import ModelConfig
 
 
 class Featurizer:
@@ -42,16 +50,24 @@ class Featurizer:
         ``pattern=False`` leaves the pattern out, for a query that needs no XRD vector (a structure search
         by concept or structure type): the simulation is then skipped.
         """
-        data = self.graph.featurize(structure)
-        if pattern:
-            set_graph_attributes(data, {"xrd": torch.from_numpy(self.pattern(structure)).unsqueeze(0)})
-        return add_structure_type_graph(data, structure)
+        return graph_data(self.arrays(structure, pattern))
 
-    def featurize_with_reflections(self, structure: Structure, simulator: XRDSimulator) -> tuple[Data, Reflections]:
-        """:meth:`featurize` and ``simulator``'s reflections of ``structure`` from one structure-factor
+    def arrays(self, structure: Structure, pattern: bool = True) -> dict[str, np.ndarray | int]:
+        """:meth:`featurize`'s attributes as numpy arrays (and ``num_nodes``), in the graph's order."""
+        arrays = self.graph.arrays(structure)
+        if pattern:
+            arrays["xrd"] = self.pattern(structure)[None, :]
+        arrays.update(role_graph_arrays(structure))
+        return arrays
+
+    def arrays_with_reflections(
+        self, structure: Structure, simulator: XRDSimulator
+    ) -> tuple[dict[str, np.ndarray | int], Reflections]:
+        """:meth:`arrays` and ``simulator``'s reflections of ``structure`` from one structure-factor
         computation (:meth:`XRDSimulator.reflections_and_pattern`): ingest stores both, the graph's
         vectors and the reflections as the point's peak list."""
-        data = self.graph.featurize(structure)
+        arrays = self.graph.arrays(structure)
         reflections, pattern = simulator.reflections_and_pattern(structure, self.xrd)
-        set_graph_attributes(data, {"xrd": torch.from_numpy(pattern).unsqueeze(0)})
-        return add_structure_type_graph(data, structure), reflections
+        arrays["xrd"] = pattern[None, :]
+        arrays.update(role_graph_arrays(structure))
+        return arrays, reflections

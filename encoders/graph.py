@@ -23,13 +23,16 @@ Shapes:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 from pydantic import BaseModel, ConfigDict, Field
 from pymatgen.core import Structure
-from torch_geometric.data import Data
 
 from matconcept.encoders.atom_features import MAX_Z, atom_feature_table, site_composition_matrix
+
+if TYPE_CHECKING:
+    from torch_geometric.data import Data
 
 DISTANCE_TIE_DECIMALS = 5
 """Distances equal to 1e-5 Å are ties (floating-point noise between equivalent images)."""
@@ -52,6 +55,17 @@ def set_graph_attributes(data: Data, attrs: dict[str, object]) -> Data:
         return data
     mapping.update(attrs)
     return data
+
+
+def graph_data(arrays: dict[str, object]) -> Data:
+    """A PyG graph of arrays (numpy arrays become tensors sharing their memory; other values stay as
+    they are): where featurized arrays become the model's input. torch and PyG are imported here,
+    not with the module, so that processes that only featurize never load them."""
+    import torch
+    from torch_geometric.data import Data
+
+    attrs = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in arrays.items()}
+    return set_graph_attributes(Data(), attrs)
 
 
 def neighbor_list(structure: Structure, r: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -103,6 +117,10 @@ class GraphFeaturizer:
 
     def featurize(self, structure: Structure) -> Data:
         """Return the graph of ``structure`` (use the primitive cell, as :func:`read_structure` does)."""
+        return graph_data(self.arrays(structure))
+
+    def arrays(self, structure: Structure) -> dict[str, np.ndarray | int]:
+        """:meth:`featurize`'s attributes as numpy arrays (``x``, ``edge_index``, ``edge_dist``) and ``num_nodes``."""
         x, key = self._site_features(structure)
         centers, neighbors, dist = neighbor_list(structure, self.settings.radius)
         centers = centers.astype(np.int64)
@@ -114,10 +132,9 @@ class GraphFeaturizer:
         rank = np.arange(len(centers)) - starts[centers]
         keep = rank < self.settings.max_neighbors
         edge_index = np.stack([neighbors[keep], centers[keep]])
-        attrs = {
-            "x": torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
-            "edge_index": torch.from_numpy(edge_index),
-            "edge_dist": torch.from_numpy(dist[keep].astype(np.float32)),
+        return {
+            "x": np.ascontiguousarray(x, dtype=np.float32),
+            "edge_index": edge_index,
+            "edge_dist": dist[keep].astype(np.float32),
             "num_nodes": len(structure),
         }
-        return set_graph_attributes(Data(), attrs)

@@ -17,22 +17,21 @@ import logging
 import multiprocessing as mp
 import multiprocessing.pool
 import os
+import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
-
-import numpy as np
-import torch
-from torch_geometric.data import Data
+from typing import TYPE_CHECKING, TypeVar
 
 from matconcept.encoders.errors import InputErrorReason, StructureInputError
 from matconcept.encoders.featurize import Featurizer
-from matconcept.encoders.graph import GraphSettings, set_graph_attributes
+from matconcept.encoders.graph import GraphSettings, graph_data
 from matconcept.encoders.sources import RawEntry
 from matconcept.encoders.structure_io import CifReader, ParsedStructure, ParseLimits, read_entry
-from matconcept.encoders.xrd import XRDSettings, XRDSimulator
-from matconcept.encoders.xrd.simulate import Reflections
+from matconcept.encoders.xrd import XRDSettings
+
+if TYPE_CHECKING:
+    from torch_geometric.data import Data
 
 logger = logging.getLogger(__name__)
 
@@ -40,9 +39,13 @@ POOL_CHUNKSIZE = 8
 """Entries per task sent to a worker: amortises pickling without starving the progress bar."""
 WORK_WHILE_POOL_STARTS = True
 """Whether :func:`parallel_featurize`'s caller works through items itself while its pool starts: the
-first pool of a process waits ~4 s for the workers' server to import torch, PyG and pymatgen on one
-core, while the other idled (2,000 COD CIFs ingested on 2 cores: 156 -> 174 CIFs/s with a cold
-server). Tests that must see every item cross the process boundary turn it off."""
+first pool of a process that preloads torch and PyG waits ~4 s for the workers' server to import them
+on one core, while the other idled (2,000 COD CIFs ingested on 2 cores: 156 -> 174 CIFs/s with a cold
+server, before ingest's workers stopped loading torch). Tests that must see every item cross the
+process boundary turn it off."""
+
+GRAPH_MODULES = ("torch_geometric.data",)
+"""What a pool's workers' server preloads for work that makes PyG graphs (torch with it)."""
 
 ItemT = TypeVar("ItemT")
 ResultT = TypeVar("ResultT")
@@ -57,8 +60,6 @@ class Featurized:
     parsed: ParsedStructure | None = None
     graph: Data | None = None
     error: StructureInputError | None = None
-    reflections: Reflections | None = None
-    """The ``peaks`` simulator's reflections, when :func:`featurize_entry` was given one."""
 
 
 _WORKER: tuple[Featurizer, Callable[..., object]] | None = None
@@ -69,10 +70,9 @@ def data_from_arrays(arrays: dict[str, object]) -> Data:
     """A graph from :func:`reduce_data`'s arrays (numpy arrays become tensors sharing their memory).
 
     Runs on the parent's result thread for every entry: the attributes go into the graph in one
-    update (:func:`~matconcept.encoders.graph.set_graph_attributes`, 0.13 -> 0.08 ms per entry).
+    update (:func:`~matconcept.encoders.graph.graph_data`, 0.13 -> 0.08 ms per entry).
     """
-    attrs = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in arrays.items()}
-    return set_graph_attributes(Data(), attrs)
+    return graph_data(arrays)
 
 
 def reduce_data(data: Data) -> tuple[Callable[[dict[str, object]], Data], tuple[dict[str, object]]]:
@@ -83,23 +83,44 @@ def reduce_data(data: Data) -> tuple[Callable[[dict[str, object]], Data], tuple[
     0.2 ms for the same arrays in line, and that round trip ran on the parent's result thread, the
     ingest's serial stage.
     """
+    import torch
+
     arrays = {k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in data.to_dict().items()}
     return data_from_arrays, (arrays,)
 
 
 def _init_worker(graph: GraphSettings, xrd: XRDSettings, work: Callable[..., object]) -> None:
     global _WORKER
+    _WORKER = (Featurizer(graph, xrd), work)
+    _set_up_torch()
+
+
+_TORCH_SET_UP = False
+
+
+def _set_up_torch() -> None:
+    """Once torch and PyG are loaded in this worker (preloaded, or by the work itself): one torch thread
+    (the pool provides the parallelism) and graphs sent back in line, not through shared memory.
+    A worker whose work makes no graphs (ingest's, which sends arrays) never loads them."""
+    global _TORCH_SET_UP
+    if _TORCH_SET_UP or "torch_geometric.data" not in sys.modules:
+        return
     from multiprocessing.reduction import ForkingPickler
 
-    torch.set_num_threads(1)  # the pool provides the parallelism
-    ForkingPickler.register(Data, reduce_data)  # results go back in line, not through shared memory
-    _WORKER = (Featurizer(graph, xrd), work)
+    import torch
+    from torch_geometric.data import Data
+
+    torch.set_num_threads(1)
+    ForkingPickler.register(Data, reduce_data)
+    _TORCH_SET_UP = True
 
 
 def _work(item: object) -> object:
     assert _WORKER is not None, "_work runs only in a pool worker set up by _init_worker"
     featurizer, work = _WORKER
-    return work(item, featurizer)
+    result = work(item, featurizer)
+    _set_up_torch()  # before the result is pickled
+    return result
 
 
 def parallel_featurize(
@@ -109,6 +130,7 @@ def parallel_featurize(
     xrd: XRDSettings | None = None,
     workers: int | None = None,
     chunksize: int = POOL_CHUNKSIZE,
+    preload: Sequence[str] = GRAPH_MODULES,
 ) -> Iterator[ResultT]:
     """``work(item, featurizer)`` for each item, with ``workers`` processes (1 = in this process).
 
@@ -126,10 +148,14 @@ def parallel_featurize(
         xrd: XRD settings of the featurizer; the defaults when None.
         workers: Processes; every core when None.
         chunksize: Items per task sent to a worker.
+        preload: Modules the workers' server imports once, before it forks workers, besides this
+            module and ``work``'s: torch and PyG by default, for work that makes graphs; ``()`` for
+            work that makes arrays only (ingest's), whose workers then start in under a second.
 
-    While the pool starts (the first pool of a process waits ~4 s for its workers' server to import
-    torch, PyG and pymatgen, on one core), this thread works through the first items itself; the
-    pool takes the rest.
+    While the pool starts (the first pool of a process waits for its workers' server to import
+    ``preload``: ~4 s for torch and PyG, on one core), this thread works through the first items
+    itself; the pool takes the rest. Each worker also imports the script that runs as ``__main__``
+    again (multiprocessing's rule), so a script should import torch inside its ``main``.
 
     Yields:
         ``work``'s results, in input order, as they finish. Closing the generator early stops the pool.
@@ -142,7 +168,7 @@ def parallel_featurize(
         for item in items:
             yield work(item, featurizer)
         return
-    starter = _PoolStarter(workers, graph, xrd, work)
+    starter = _PoolStarter(workers, graph, xrd, work, preload)
     pending = iter(items)
     try:
         featurizer = None
@@ -167,16 +193,20 @@ _END = object()
 class _PoolStarter:
     """Creates a :class:`_Pool` in a thread, so that its caller can work while the workers start."""
 
-    def __init__(self, workers: int, graph: GraphSettings, xrd: XRDSettings, work: Callable[..., object]) -> None:
+    def __init__(
+        self, workers: int, graph: GraphSettings, xrd: XRDSettings, work: Callable[..., object], preload: Sequence[str]
+    ) -> None:
         self.pool: _Pool | None = None
         self.error: BaseException | None = None
-        args = (workers, graph, xrd, work)
+        args = (workers, graph, xrd, work, preload)
         self.thread = threading.Thread(target=self._start, args=args, name="featurize-pool-start", daemon=True)
         self.thread.start()
 
-    def _start(self, workers: int, graph: GraphSettings, xrd: XRDSettings, work: Callable[..., object]) -> None:
+    def _start(
+        self, workers: int, graph: GraphSettings, xrd: XRDSettings, work: Callable[..., object], preload: Sequence[str]
+    ) -> None:
         try:
-            context = _pool_context(work)
+            context = _pool_context(work, preload)
             self.pool = _Pool(workers, initializer=_init_worker, initargs=(graph, xrd, work), context=context)
         except BaseException as exc:  # raised again in the caller's thread by result()
             self.error = exc
@@ -215,49 +245,39 @@ class _Pool(multiprocessing.pool.Pool):
         return [self._change_notifier._reader]
 
 
-def _pool_context(work: Callable[..., object]) -> mp.context.BaseContext:
-    """Workers forked from a forkserver that imported this module and ``work``'s once.
+def _pool_context(work: Callable[..., object], preload: Sequence[str] = ()) -> mp.context.BaseContext:
+    """Workers forked from a forkserver that imported this module, ``work``'s and ``preload`` once.
 
     Forking this process after torch, Ray or a store has started threads is unsafe, so workers
     used to be spawned, and each spent ~4.5 s of CPU importing torch, torch_geometric and pymatgen
     (more than 2,000 CIFs' worth of parsing on the fast path). The forkserver is a clean,
     single-threaded process started once per process: it imports those modules once and forks
-    every worker of every later pool from that state.
+    every worker of every later pool from that state (the modules of the first pool's preload: one
+    server per process).
     """
     ctx = mp.get_context("forkserver")
     module = getattr(getattr(work, "func", work), "__module__", None)
-    ctx.set_forkserver_preload([__name__] + ([module] if module and module != "__main__" else []))
+    ctx.set_forkserver_preload([__name__, *preload] + ([module] if module and module != "__main__" else []))
     return ctx
 
 
 def featurize_entry(
-    entry: RawEntry,
-    featurizer: Featurizer,
-    limits: ParseLimits,
-    reader: CifReader = "fast",
-    pattern: bool = True,
-    peaks: XRDSimulator | None = None,
+    entry: RawEntry, featurizer: Featurizer, limits: ParseLimits, reader: CifReader = "fast", pattern: bool = True
 ) -> Featurized:
     """Parse, check and featurize one entry; any failure becomes ``Featurized.error``.
 
-    ``pattern=False``: no simulated pattern on the graph (a query that needs no XRD vector).
-    ``peaks``: also ``peaks``' reflections (``Featurized.reflections``), simulated with the pattern
-    (:meth:`Featurizer.featurize_with_reflections`); ingest stores them as the point's peak list."""
+    ``pattern=False``: no simulated pattern on the graph (a query that needs no XRD vector)."""
     try:
         parsed = read_entry(entry, limits, reader)
     except StructureInputError as exc:
         return Featurized(entry.name, entry.stem, error=exc)
     try:
-        reflections = None
-        if peaks is not None and pattern:
-            graph, reflections = featurizer.featurize_with_reflections(parsed.structure, peaks)
-        else:
-            graph = featurizer.featurize(parsed.structure, pattern=pattern)
+        graph = featurizer.featurize(parsed.structure, pattern=pattern)
     except Exception as exc:  # a checked structure should featurize; report, never crash a batch
         logger.exception("%s: featurization failed", entry.name)
         err = StructureInputError(InputErrorReason.FEATURIZE_FAILED, entry.name, f"featurization failed: {exc}")
         return Featurized(entry.name, entry.stem, parsed=parsed, error=err)
-    return Featurized(entry.name, entry.stem, parsed=parsed, graph=graph, reflections=reflections)
+    return Featurized(entry.name, entry.stem, parsed=parsed, graph=graph)
 
 
 def featurize_entries(

@@ -15,6 +15,9 @@ the graph does not depend on the supercell or on ties at a count boundary). The 
 convolution on that graph, mean- and max-pooled (both are the same for any supercell), and an MLP
 to ``dim``; vectors are L2-normalised, so Euclidean distance ranks like cosine.
 
+The role graph itself is made in :mod:`matconcept.encoders.role_graph` (numpy only, so that processes
+that only featurize never import torch); this module turns it into tensors and encodes it.
+
 Shapes:
     ``type_x`` (|V|, ROLE_FEATURES), ``type_edge_index`` (2, |E|) as (neighbour j, centre i),
     ``type_edge_dist`` (|E|,) in units of (V/N)^(1/3), ``type_edge_same`` (|E|,) 0/1.
@@ -22,31 +25,18 @@ Shapes:
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
-from pymatgen.core import Element, Structure
+from pymatgen.core import Structure
 from torch import Tensor, nn
 from torch_geometric.data import Batch, Data
 from torch_geometric.nn import global_max_pool, global_mean_pool
 
 from matconcept.encoders.cgcnn import CGCNNConv, GaussianDistance, mlp_head
-from matconcept.encoders.graph import neighbor_list, set_graph_attributes
-
-ROLE_FEATURES = 4
-"""Per-site role: species share of the sites, electronegativity rank in [0, 1], 1/(species count), 1."""
-
-
-class StructureTypeSettings(BaseModel):
-    """Graph settings of the structure-type encoder (in units of (V/N)^(1/3), the mean site spacing)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    cutoff: float = Field(default=1.8, gt=0, description="neighbour cutoff, in units of (V/N)^(1/3)")
-    max_neighbors: int = Field(default=64, gt=0, description="safety cap on neighbours per site")
+from matconcept.encoders.graph import set_graph_attributes
+from matconcept.encoders.role_graph import ROLE_FEATURES, StructureTypeSettings, role_graph_arrays
+from matconcept.encoders.role_graph import site_roles as site_roles  # the role features, imported from here too
 
 
 class StructureTypeConfig(BaseModel):
@@ -62,54 +52,9 @@ class StructureTypeConfig(BaseModel):
     graph: StructureTypeSettings = Field(default_factory=StructureTypeSettings)
 
 
-def _majority_symbol(site) -> str:
-    """The element a site mostly holds (mixed sites and sites of one species at partial occupancy too)."""
-    species, _ = max(site.species.items(), key=lambda kv: (kv[1], str(kv[0])))
-    return species.symbol
-
-
-def _electronegativity(symbol: str) -> float:
-    x = Element(symbol).X
-    return float(x) if x is not None and math.isfinite(x) else 0.0
-
-
-def site_roles(structure: Structure) -> tuple[np.ndarray, np.ndarray]:
-    """(role features (n, ROLE_FEATURES) float32, species index per site (n,) int64).
-
-    The role says what part a site's species plays, not which element it is: its share of the sites,
-    and its rank by electronegativity (ties by atomic number) among the material's species.
-    """
-    symbols = [_majority_symbol(site) for site in structure]
-    species = sorted(set(symbols), key=lambda s: (_electronegativity(s), Element(s).Z))
-    index = {s: i for i, s in enumerate(species)}
-    codes = np.array([index[s] for s in symbols], dtype=np.int64)
-    n, k = len(symbols), len(species)
-    share = np.bincount(codes, minlength=k)[codes] / n
-    rank = codes / (k - 1) if k > 1 else np.zeros(n)
-    roles = np.stack([share, rank, np.full(n, 1.0 / k), np.ones(n)], axis=1).astype(np.float32)
-    return roles, codes
-
-
 def structure_type_graph(structure: Structure, settings: StructureTypeSettings | None = None) -> dict[str, Tensor]:
     """The ``type_*`` attributes of one structure (added to its crystal graph by the featurizer)."""
-    settings = settings or StructureTypeSettings()
-    n = len(structure)
-    scale = (structure.volume / n) ** (1.0 / 3.0)
-    roles, codes = site_roles(structure)
-    centre, neighbour, dist = neighbor_list(structure, settings.cutoff * scale)
-    dist = dist / scale
-    order = np.lexsort((np.round(dist, 5), centre))
-    centre, neighbour, dist = centre[order], neighbour[order], dist[order]
-    if len(centre):
-        first = np.searchsorted(centre, centre, side="left")
-        keep = (np.arange(len(centre)) - first) < settings.max_neighbors
-        centre, neighbour, dist = centre[keep], neighbour[keep], dist[keep]
-    return {
-        "type_x": torch.from_numpy(roles),
-        "type_edge_index": torch.from_numpy(np.stack([neighbour, centre]).astype(np.int64)),
-        "type_edge_dist": torch.from_numpy(dist.astype(np.float32)),
-        "type_edge_same": torch.from_numpy((codes[neighbour] == codes[centre]).astype(np.float32)),
-    }
+    return {key: torch.from_numpy(value) for key, value in role_graph_arrays(structure, settings).items()}
 
 
 def add_structure_type_graph(graph: Data, structure: Structure, settings: StructureTypeSettings | None = None) -> Data:

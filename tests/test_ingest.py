@@ -186,6 +186,16 @@ def test_builtin_structures_have_one_id_everywhere():
     assert [item.id for item in evaluation_items("all")] == aflow
 
 
+def test_ingest_workers_load_neither_torch_nor_pyg():
+    """The pool workers' modules (the pool and ingest's work) import no torch or PyG: the workers' server
+    starts in under a second (it took ~4 s with them), and the graphs travel as numpy arrays."""
+    code = "import sys, matconcept.encoders.pipeline, matconcept.service.ingest.prepare; "
+    code += "print([m for m in ('torch', 'torch_geometric') if m in sys.modules])"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
 def test_points_of_a_batch_are_checked_for_finite_vectors(embedder):
     """A batch of finite vectors makes its points without per-point validation, the same points as the
     validated constructor; a non-finite vector still fails its batch (ingest then embeds one by one)."""

@@ -28,7 +28,6 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 from typing import IO
@@ -39,16 +38,16 @@ from torch_geometric.data import Data
 
 from matconcept.encoders.embedder import Embedder
 from matconcept.encoders.errors import InputErrorReason, StructureInputError
-from matconcept.encoders.featurize import Featurizer
-from matconcept.encoders.pipeline import Featurized, featurize_entry, parallel_featurize
-from matconcept.encoders.sources import RawEntry, entry_source_id, iter_entries
+from matconcept.encoders.graph import graph_data
+from matconcept.encoders.pipeline import Featurized, parallel_featurize
+from matconcept.encoders.sources import RawEntry, iter_entries
 from matconcept.encoders.structure_io import CifReader, ParseLimits
-from matconcept.encoders.xrd.peaks import peak_simulator
 from matconcept.service.ingest.malloc import keep_large_allocations
+from matconcept.service.ingest.prepare import PointLabel, Prepared, label_entry, prepare_entry
 from matconcept.service.store.base import VectorStore
-from matconcept.service.store.payload import content_hash, material_id, payload_from_parsed
+from matconcept.service.store.payload import content_hash, payload_from_parsed
 from matconcept.service.store.peaks import PhaseFeatures
-from matconcept.service.store.records import MaterialPayload, PointIn
+from matconcept.service.store.records import PointIn
 from matconcept.service.store.structures import StoredStructure, file_name
 
 logger = logging.getLogger(__name__)
@@ -83,43 +82,6 @@ class IngestSummary(BaseModel):
     stage_seconds: dict[str, float] = Field(default_factory=dict, exclude=True, description="for benchmarks")
 
 
-@dataclass(slots=True)
-class PointLabel:
-    """Who an entry is before it is parsed: its material id, content hash and tags.
-
-    ``original`` is the file the point keeps beside its primitive cell (an upload, a CIF of a
-    collection), compressed only when the point is built, so entries skipped as unchanged cost
-    nothing; None for structures made in memory (the built-in AFLOW prototypes), whose entry is
-    only their pymatgen JSON.
-    """
-
-    source: str
-    source_id: str
-    content_hash: str
-    tags: dict[str, str] = field(default_factory=dict)
-    stored_hash: str | None = None
-    original: bytes | None = field(default=None, repr=False)
-    original_name: str | None = None
-
-    @property
-    def material_id(self) -> str:
-        return material_id(self.source, self.source_id)
-
-
-def label_entry(entry: RawEntry, source: str, tags: dict[str, str] | None = None) -> PointLabel:
-    """Label a raw entry: file stem (COD id for ``cod``, see ``entry_source_id``), the sha256 of its bytes,
-    and the bytes themselves, which the point keeps as its original file."""
-    data = entry.data or b""
-    return PointLabel(
-        source,
-        entry_source_id(entry, source),
-        content_hash(data),
-        dict(tags or {}),
-        original=entry.data,
-        original_name=file_name(entry.name),
-    )
-
-
 def embed_all(embedder: Embedder, graphs: Sequence[Data]) -> tuple[np.ndarray, np.ndarray, list[np.ndarray | None]]:
     """Every vector a point keeps: (crystal, xrd, structure-type vectors or Nones where the model has no
     structure-type encoder). The one place ingest, the upsert route and ``--reembed`` run the model."""
@@ -151,64 +113,12 @@ def points_from_featurized(
     ]
 
 
-@dataclass(slots=True)
-class Prepared:
-    """One entry made ready in a pool worker: everything of its point but the two vectors, or an error.
-
-    Built where the entry is parsed so the pymatgen structure never crosses the process boundary
-    (pickling it cost more than the payload, kept structure and peak list that replace it) and so
-    the peak-list simulation runs in parallel instead of in the embedding thread.
-    """
-
-    entry_name: str
-    entry_stem: str
-    graph: Data | None = None
-    payload: MaterialPayload | None = None
-    structure: StoredStructure | None = None
-    phase: PhaseFeatures | None = None
-    error: StructureInputError | None = None
-    cpu_s: float = 0.0
-    """CPU seconds the worker spent on this entry (the in-situ cost of parsing and point building)."""
-
-
-def prepare_entry(
-    item: tuple[RawEntry, PointLabel], featurizer: Featurizer, limits: ParseLimits, reader: CifReader = "fast"
-) -> Prepared:
-    """Parse, featurize and build the point parts of one labelled entry (runs in a pool worker)."""
-    start = time.process_time()
-    prepared = _prepare(item, featurizer, limits, reader)
-    prepared.cpu_s = time.process_time() - start
-    return prepared
-
-
-def _prepare(
-    item: tuple[RawEntry, PointLabel], featurizer: Featurizer, limits: ParseLimits, reader: CifReader
-) -> Prepared:
-    entry, label = item
-    result = featurize_entry(entry, featurizer, limits, reader, peaks=peak_simulator())  # one XRD simulation
-    if result.error is not None or result.graph is None or result.parsed is None:
-        return Prepared(entry.name, entry.stem, error=result.error)
-    try:
-        parsed = result.parsed
-        return Prepared(
-            entry.name,
-            entry.stem,
-            graph=result.graph,
-            payload=payload_from_parsed(parsed, label.source, label.source_id, label.content_hash, label.tags),
-            structure=StoredStructure.of(parsed.structure, label.original, label.original_name),
-            phase=PhaseFeatures.of(parsed.structure if result.reflections is None else result.reflections),
-        )
-    except Exception as exc:  # a checked, featurized structure should make a point; report, never crash
-        logger.exception("%s: building the point failed", entry.name)
-        err = StructureInputError(InputErrorReason.FEATURIZE_FAILED, entry.name, f"building the point failed: {exc}")
-        return Prepared(entry.name, entry.stem, error=err)
-
-
 def points_from_prepared(results: Sequence[Prepared], embedder: Embedder) -> list[PointIn]:
     """Embed prepared entries in one batch and complete their points."""
     if not results:
         return []
-    crystal, xrd, types = embed_all(embedder, [r.graph for r in results])
+    graphs = [graph_data(r.graph) if isinstance(r.graph, dict) else r.graph for r in results]
+    crystal, xrd, types = embed_all(embedder, graphs)
     vectors = [crystal, xrd, *(() if types[0] is None else (np.stack(types),))]
     # The model's rows are 1-D float32 vectors: what PointIn's validator checks is finiteness, once
     # per batch here (the validator cost 14 us a point); a batch with a non-finite row is validated
@@ -428,7 +338,7 @@ def ingest_items(
         run = _Run(store, embedder, batch, force, report_file, writer)
         stack.callback(run.stopped.set)  # lets the feeder thread end if this loop raises
         work = functools.partial(prepare_entry, limits=limits or ParseLimits(), reader=reader)
-        results = parallel_featurize(run.to_featurize(items), work, settings.graph, settings.xrd, workers)
+        results = parallel_featurize(run.to_featurize(items), work, settings.graph, settings.xrd, workers, preload=())
         bar = stack.enter_context(tqdm(desc="ingest", unit="entry", disable=not progress or None, file=sys.stderr))
         wait = time.perf_counter()
         for result in results:
