@@ -404,10 +404,9 @@ def test_structure_vector_and_hybrid_fusions(tmp_path, points, store):
         structure_only = [h.material_id for h in s.search(query.structure_type, using="structure", k=10)]
         assert [h.material_id for h in zscored] == structure_only  # all weight on one notion: its own order
         # the embedded engine scores the fusion's candidates itself: the distances Python computes from their vectors
-        from matconcept.service.store.base import VectorStore
-
         import uuid
 
+        from matconcept.service.store.base import VectorStore
         from matconcept.service.store.payload import point_id_for
 
         # the embedded engine's point ids are UUID objects, kept as they come (the fusion's keys)
@@ -434,3 +433,21 @@ def test_structure_vector_and_hybrid_fusions(tmp_path, points, store):
         store.hybrid_search({"crystal": points[0].crystal, "structure": np.zeros(16)}, k=3)
     with pytest.raises(StoreError, match="no structure vectors"):
         store.search(np.zeros(16), using="structure")
+
+
+def test_payload_density_is_pymatgens_float():
+    """The payload's density is computed without pymatgen's unit objects and is the same float as
+    ``Structure.density`` (ordered, disordered and oxidation-state-decorated cells)."""
+    from matconcept.encoders.builtin import aflow_prototypes, cod_cif_files
+    from matconcept.encoders.structure_io import read_structure
+    from matconcept.service.store.payload import density
+
+    structures = [read_structure(p.read_text(errors="replace"), name=p.name).structure for p in cod_cif_files()]
+    structures += [a.structure for a in aflow_prototypes()[:40]]
+    decorated = structures[0].copy()
+    decorated.add_oxidation_state_by_guess()
+    disordered = structures[1].copy()
+    disordered.replace(0, {"Fe": 0.5, "Ni": 0.25})
+    assert not disordered.is_ordered
+    cells = [*structures, decorated, disordered]
+    assert [density(s) for s in cells] == [s.density for s in cells]
