@@ -272,8 +272,7 @@ class VectorStore(ABC):
     def _payloads(self, point_ids: list[str]) -> dict[str, MaterialPayload]:
         """point id → stored metadata payload, for the ids that exist."""
         return {
-            r.id: MaterialPayload(**r.payload)
-            for r in self._retrieve_points(point_ids, self._metadata_only(), False)
+            r.id: MaterialPayload(**r.payload) for r in self._retrieve_points(point_ids, self._metadata_only(), False)
         }
 
     def _rrf_query(
