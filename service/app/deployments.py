@@ -50,6 +50,7 @@ from matconcept.service.app.settings import AccessSettings, ServiceSettings
 
 if TYPE_CHECKING:
     from matconcept.encoders.pipeline import Featurized
+    from matconcept.service.ingest.prepare import Prepared
 
 logger = logging.getLogger(__name__)
 
@@ -79,8 +80,8 @@ def _grpc_status(code: ErrorCode):
     }[code]
 
 
-def _error(result: Featurized) -> dict[str, str]:
-    """A failed featurization as the error dict the API turns into a status (reason, message)."""
+def _error(result: Featurized | Prepared) -> dict[str, str]:
+    """A failed featurization (or point preparation) as the error dict the API turns into a status."""
     if result.error is not None:
         return result.error.to_dict()
     return {"reason": "featurize_failed", "message": f"{result.entry_name}: featurization failed"}
@@ -266,30 +267,31 @@ class EmbedderDeployment:
     async def prepare_points(self, items: list[UpsertItem], indices: list[int]) -> list[tuple[str, Any, dict | None]]:
         """(material id, PointIn or None, error or None) per item, through ingest's own code path.
 
-        Items are labelled with :func:`matconcept.service.ingest.local.label_entry` (COD id or file stem, content
-        hash), featurized like every structure the app sees (:meth:`_featurize`) and embedded in one pass with
-        :func:`matconcept.service.ingest.local.points_from_featurized`, exactly as ``matconcept ingest`` does.
+        Items are labelled with :func:`matconcept.service.ingest.prepare.label_entry` (COD id or file stem,
+        content hash), prepared with :func:`~matconcept.service.ingest.prepare.prepare_entry` (parse, graph, and
+        the payload, kept structure and peak list from one XRD simulation) and embedded in one pass with
+        :func:`matconcept.service.ingest.local.points_from_prepared`, exactly as ``matconcept ingest`` does.
         """
         return await asyncio.to_thread(self._prepare_points, items, indices)
 
     def _prepare_points(self, items: list[UpsertItem], indices: list[int]) -> list[tuple[str, Any, dict | None]]:
-        from matconcept.service.ingest.local import label_entry, points_from_featurized
+        from matconcept.service.ingest.local import points_from_prepared
+        from matconcept.service.ingest.prepare import label_entry, prepare_entry
 
         out: list[tuple[str, Any, dict | None]] = []
-        ok, ok_labels, ok_slots = [], [], []
+        ok, ok_slots = [], []
         for i, item in zip(indices, items, strict=True):
             entry = structure_entry(item.structure, f"items[{i}].structure", f"item{i}")
             label = label_entry(entry, item.source, item.tags)
             label.source_id = item.source_id or upload_source_id(label.source_id, f"item{i}")
-            result = self._featurize(entry)
-            if result.error is not None or result.graph is None:
-                out.append((label.material_id, None, _error(result)))
+            prepared = prepare_entry((entry, label), self.embedder.featurizer, self.limits)
+            if prepared.error is not None or prepared.graph is None:
+                out.append((label.material_id, None, _error(prepared)))
                 continue
             out.append((label.material_id, None, None))
-            ok.append(result)
-            ok_labels.append(label)
+            ok.append(prepared)
             ok_slots.append(len(out) - 1)
-        for slot, point in zip(ok_slots, points_from_featurized(ok, ok_labels, self.embedder), strict=True):
+        for slot, point in zip(ok_slots, points_from_prepared(ok, self.embedder), strict=True):
             out[slot] = (out[slot][0], point, None)
         return out
 

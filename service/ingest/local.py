@@ -13,7 +13,7 @@ the material id and each point is one upsert of payload + both vectors, so re-ru
 SIGKILL at any moment ends with exactly the right points. One bad entry never stops a run: it is
 counted and written to the JSONL failure report (``path``, ``id``, ``reason``, ``message``).
 
-The service's Upsert RPC reuses :func:`label_entry` + :func:`points_from_featurized`.
+The service's Upsert RPC reuses :func:`label_entry`, :func:`prepare_entry` and :func:`points_from_prepared`.
 """
 
 from __future__ import annotations
