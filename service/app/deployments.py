@@ -185,7 +185,7 @@ class EmbedderDeployment:
         """One forward pass over a batch of search queries' graphs (no patterns): the concept and
         structure-type vectors only, which is all a structure search by ``crystal``, ``structure`` or
         ``hybrid`` compares (``_forward_query_graphs`` batches the callers)."""
-        names = QUERY_VECTORS if self.embedder.has_structure_type else QUERY_VECTORS[:1]
+        names = [n for n in QUERY_VECTORS if n in self.embedder.vector_names]
         vectors = await asyncio.to_thread(self.embedder.embed, graphs, names)
         return [{n: vectors[n][i].tolist() for n in names} for i in range(len(graphs))]
 
@@ -197,7 +197,8 @@ class EmbedderDeployment:
         return [v.tolist() for v in vectors]
 
     def _featurize(self, entry: RawEntry, pattern: bool = True) -> Featurized:
-        """The one featurization path of the app (embed, search, upsert): ingest's, entry by entry."""
+        """The app's featurization of a structure it embeds or searches with: ingest's, entry by entry (an
+        upsert goes through ingest's ``prepare_entry``, :meth:`_prepare_points`)."""
         from matconcept.encoders.pipeline import featurize_entry
 
         return featurize_entry(entry, self.embedder.featurizer, self.limits, pattern=pattern)
