@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Literal, NamedTuple
@@ -241,17 +241,17 @@ class VectorStore(ABC):
 
     def _candidates(
         self, vector: np.ndarray, name: str, depth: int, filters: SearchFilters | None, exact: bool | None
-    ) -> list[tuple[str, float]]:
+    ) -> list[tuple[Hashable, float]]:
         """(point id, distance) of one notion's ``depth`` nearest, for fusion (engines skip payloads)."""
         hits = self.search(vector, using=name, k=depth, filters=filters, exact=exact)  # type: ignore[arg-type]
         return [(point_id_for(h.material_id), h.distance) for h in hits]
 
     def _distances(
-        self, lists: dict[str, list[tuple[str, float]]], vectors: dict[str, np.ndarray]
-    ) -> dict[str, dict[str, float]]:
+        self, lists: dict[str, list[tuple[Hashable, float]]], vectors: dict[str, np.ndarray]
+    ) -> dict[str, dict[Hashable, float]]:
         """notion → point id → Euclidean distance of the stored vector to the query's, for every candidate
         of any list: a notion's own candidates keep the distance it returned; the others are computed."""
-        out: dict[str, dict[str, float]] = {name: dict(lists[name]) for name in HYBRID_NOTIONS}
+        out: dict[str, dict[Hashable, float]] = {name: dict(lists[name]) for name in HYBRID_NOTIONS}
         union = list(dict.fromkeys(key for items in lists.values() for key, _ in items))
         for name in HYBRID_NOTIONS:
             missing = [key for key in union if key not in out[name]]
@@ -259,7 +259,7 @@ class VectorStore(ABC):
                 out[name].update(self._distances_to(missing, name, vectors[name]))
         return out
 
-    def _distances_to(self, point_ids: list[str], name: str, vector: np.ndarray) -> dict[str, float]:
+    def _distances_to(self, point_ids: list[Hashable], name: str, vector: np.ndarray) -> dict[Hashable, float]:
         """point id → Euclidean distance of its stored ``name`` vector to ``vector`` (engines compute it)."""
         out = {}
         query = np.asarray(vector, dtype=np.float64)
@@ -269,7 +269,7 @@ class VectorStore(ABC):
                 out[record.id] = float(np.linalg.norm(np.asarray(stored, dtype=np.float64) - query))
         return out
 
-    def _payloads(self, point_ids: list[str]) -> dict[str, MaterialPayload]:
+    def _payloads(self, point_ids: list[Hashable]) -> dict[Hashable, MaterialPayload]:
         """point id → stored metadata payload, for the ids that exist."""
         return {
             r.id: MaterialPayload(**r.payload) for r in self._retrieve_points(point_ids, self._metadata_only(), False)
@@ -282,7 +282,7 @@ class VectorStore(ABC):
         depth: int,
         filters: SearchFilters | None,
         options: HybridOptions,
-    ) -> list[tuple[str, float]] | None:
+    ) -> list[tuple[Hashable, float]] | None:
         """(point id, RRF score) of the engine's own fusion (one prefetch per notion), best first;
         None where the engine has no query API for it (then our :func:`rrf_fuse` orders the hits)."""
         return None
@@ -330,8 +330,9 @@ class VectorStore(ABC):
         return self._retrieve_points([point_id_for(m) for m in material_ids], with_payload, with_vectors)
 
     @abstractmethod
-    def _retrieve_points(self, point_ids: list[str], with_payload: Any, with_vectors: Any) -> list[Any]:
-        """:meth:`_retrieve` by the engine's point ids; ``with_vectors``: a bool or the names to read."""
+    def _retrieve_points(self, point_ids: list[Hashable], with_payload: Any, with_vectors: Any) -> list[Any]:
+        """:meth:`_retrieve` by the engine's point ids (UUID strings, or the UUID objects the embedded engine
+        returns, which it takes back as they are); ``with_vectors``: a bool or the names to read."""
 
     @abstractmethod
     def _metadata_only(self) -> Any:
